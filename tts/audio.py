@@ -1,0 +1,159 @@
+"""The only wav, STFT and mel code in the project.
+
+Frame convention: a waveform of T samples gives ``T // hop_length + 1`` mel frames (centred STFT).
+Vocoder training pairs ``F`` frames with ``F * hop_length`` samples, dropping the last frame.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from tts.config import AudioConfig
+
+PathLike = Union[str, os.PathLike]
+
+
+class AudioError(ValueError):
+    """A wav file that cannot be used; the message names the file and what to fix."""
+
+
+def num_frames(n_samples: int, audio: AudioConfig) -> int:
+    return n_samples // audio.hop_length + 1
+
+
+class MelSpectrogram(nn.Module):
+    """Waveform -> natural-log mel spectrogram under one AudioConfig.
+
+    forward(wav: (B, T) or (T,)) -> (B, n_mels, T // hop + 1) or (n_mels, T // hop + 1)
+    """
+
+    def __init__(self, audio: AudioConfig):
+        super().__init__()
+        import torchaudio.functional as AF
+
+        self.audio = audio
+        # Slaney-style mel scale and area normalisation, as librosa and most Tacotron recipes use.
+        fbank = AF.melscale_fbanks(
+            n_freqs=audio.n_fft // 2 + 1,
+            f_min=audio.f_min,
+            f_max=audio.f_max,
+            n_mels=audio.n_mels,
+            sample_rate=audio.sample_rate,
+            norm="slaney",
+            mel_scale="slaney",
+        )
+        self.register_buffer("filterbank", fbank.T.contiguous(), persistent=False)  # (n_mels, n_freqs)
+        self.register_buffer("window", torch.hann_window(audio.win_length), persistent=False)
+
+    def magnitude(self, wav: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> linear STFT magnitude (B, n_fft // 2 + 1, frames)."""
+        a = self.audio
+        spec = torch.stft(
+            wav, n_fft=a.n_fft, hop_length=a.hop_length, win_length=a.win_length, window=self.window,
+            center=True, pad_mode="reflect", return_complex=True,
+        )
+        return spec.abs()
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        squeeze = wav.dim() == 1
+        if squeeze:
+            wav = wav.unsqueeze(0)
+        mel = torch.matmul(self.filterbank, self.magnitude(wav.float()))
+        mel = torch.log(torch.clamp(mel, min=self.audio.log_floor))
+        return mel.squeeze(0) if squeeze else mel
+
+
+def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3) -> torch.Tensor:
+    """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
+
+    The mel filterbank is inverted by least squares; phase comes from torchaudio's Griffin-Lim.
+    """
+    import torchaudio.transforms as AT
+
+    mel_module = MelSpectrogram(audio).to(mel.device)
+    magnitude = torch.linalg.pinv(mel_module.filterbank) @ mel.float().exp()  # (n_freqs, frames)
+    magnitude = magnitude.clamp(min=0.0) ** power
+    transform = AT.GriffinLim(
+        n_fft=audio.n_fft, n_iter=n_iter, win_length=audio.win_length, hop_length=audio.hop_length, power=1.0,
+    ).to(mel.device)
+    wav = transform(magnitude)
+    peak = wav.abs().max()
+    return wav / peak * 0.95 if peak > 0 else wav
+
+
+def load_wav(path: PathLike, audio: AudioConfig, *, resample: bool = False) -> np.ndarray:
+    """Read a mono wav as float32 in [-1, 1] at audio.sample_rate; (T,).
+
+    Raises AudioError naming the file when it is unreadable, empty, not mono, not finite, or at
+    another sample rate (unless ``resample`` is set).
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: no such file")
+    try:
+        wav, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as err:  # soundfile raises several types for broken files
+        raise AudioError(f"{path}: cannot read audio ({str(err).splitlines()[0]})") from None
+    if wav.shape[1] != 1:
+        raise AudioError(f"{path}: has {wav.shape[1]} channels; convert it to mono")
+    wav = wav[:, 0]
+    if wav.size == 0:
+        raise AudioError(f"{path}: contains no samples")
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if rate != audio.sample_rate:
+        if not resample:
+            raise AudioError(
+                f"{path}: sample rate is {rate} Hz, expected {audio.sample_rate} Hz "
+                f"(resample the corpus, or set data.resample=true)"
+            )
+        import torchaudio.functional as AF
+
+        wav = AF.resample(torch.from_numpy(wav), rate, audio.sample_rate).numpy()
+    return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def wav_bytes(wav: Union[np.ndarray, torch.Tensor], sample_rate: int) -> bytes:
+    """16-bit PCM WAV file contents."""
+    import soundfile as sf
+
+    if isinstance(wav, torch.Tensor):
+        wav = wav.detach().cpu().float().numpy()
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wav, -1.0, 1.0), sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def save_wav(path: Union[PathLike, BinaryIO], wav: Union[np.ndarray, torch.Tensor], sample_rate: int) -> None:
+    """Write 16-bit PCM. ``"-"`` writes to stdout. A file appears whole or not at all."""
+    data = wav_bytes(wav, sample_rate)
+    if str(path) == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    atomic_write(Path(path), data)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside ``path`` and rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

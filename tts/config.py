@@ -1,0 +1,242 @@
+"""Typed configuration: the schema of every recipe.
+
+A recipe is recipes/NAME.yaml (one section per dataclass below) merged over these defaults, then
+``key=value`` overrides from the command line. OmegaConf checks every key and type against the
+schema, so a typo is an error instead of a silently ignored setting.
+
+This module imports no torch: ``tts --help`` and ``tts phonemize`` stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
+STAGES = ("acoustic", "vocoder", "all")
+
+
+class ConfigError(ValueError):
+    """A recipe or override that does not fit the schema; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """The one description of audio and mel features shared by data, models and vocoders."""
+
+    sample_rate: int = 22050
+    n_fft: int = 1024
+    hop_length: int = 256
+    win_length: int = 1024
+    n_mels: int = 80
+    f_min: float = 0.0
+    f_max: float = 8000.0
+    # Mels are natural-log magnitudes; the floor keeps log() finite in silence.
+    log_floor: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.win_length > self.n_fft:
+            raise ConfigError(f"audio.win_length ({self.win_length}) must not exceed audio.n_fft ({self.n_fft})")
+        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ConfigError(
+                f"audio.f_min={self.f_min} and audio.f_max={self.f_max} must satisfy "
+                f"0 <= f_min < f_max <= sample_rate/2 = {self.sample_rate / 2}"
+            )
+        for name in ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"audio.{name} must be positive, got {getattr(self, name)}")
+        if self.log_floor <= 0:
+            raise ConfigError(f"audio.log_floor must be positive, got {self.log_floor}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: str = "???"  # a corpus in the LJSpeech layout: metadata.csv and wavs/
+    batch_size: int = 32
+    num_workers: int = 2
+    val_size: int = 64  # utterances held out for validation (deterministic split)
+    seed: int = 1234
+    skip_bad: bool = False  # skip (and count) bad rows instead of stopping
+    resample: bool = False  # resample wavs at another rate instead of refusing them
+    max_seconds: float = 15.0  # longer utterances are left out of training
+    cache_dir: Optional[str] = None  # default: <run_dir>/cache
+
+
+@dataclass(frozen=True)
+class TacotronConfig:
+    """Tacotron 2 sizes. n_symbols and n_mels are not here: they come from the symbol table and audio."""
+
+    embedding_dim: int = 512
+    encoder_conv_layers: int = 3
+    encoder_kernel_size: int = 5
+    encoder_dim: int = 512
+    attention_dim: int = 128
+    location_filters: int = 32
+    location_kernel_size: int = 31
+    prenet_dim: int = 256
+    decoder_dim: int = 1024
+    decoder_layers: int = 2
+    reduction: int = 2  # mel frames emitted per decoder step
+    postnet_dim: int = 512
+    postnet_layers: int = 5
+    postnet_kernel_size: int = 5
+    dropout: float = 0.5  # encoder convs and postnet
+    prenet_dropout: float = 0.5  # kept on at inference, as in the paper
+    decoder_dropout: float = 0.1
+    stop_threshold: float = 0.5
+    # Inference length bound: at most this many mel frames per input symbol (plus a margin).
+    max_frames_per_symbol: float = 10.0
+    # Attention may move at most this many symbols forward per decoder step at inference.
+    attention_window: int = 3
+
+
+@dataclass(frozen=True)
+class WaveNetConfig:
+    """WaveNet sizes. The conditioning width comes from audio.n_mels; the upsampling product
+    must equal audio.hop_length."""
+
+    layers: int = 20
+    stacks: int = 2
+    kernel_size: int = 2
+    residual_channels: int = 64
+    gate_channels: int = 128
+    skip_channels: int = 64
+    upsample_scales: tuple[int, ...] = (4, 4, 4, 4)
+    output: str = "mulaw"  # "mulaw": 256-way softmax; "mol": mixture of logistics on 16-bit audio
+    mulaw_channels: int = 256
+    mixtures: int = 10
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.output not in ("mulaw", "mol"):
+            raise ConfigError(f"vocoder.output must be 'mulaw' or 'mol', got {self.output!r}")
+        if self.layers % self.stacks:
+            raise ConfigError(f"vocoder.layers ({self.layers}) must be a multiple of vocoder.stacks ({self.stacks})")
+
+
+@dataclass(frozen=True)
+class AcousticTrainConfig:
+    max_steps: int = "${trainer.max_steps}"  # type: ignore[assignment]
+    batch_size: int = "${data.batch_size}"  # type: ignore[assignment]
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_steps: int = 1000
+    decay_steps: int = 50000  # exponential decay from lr towards min_lr after warm-up
+    weight_decay: float = 1e-6
+    grad_clip: float = 1.0
+    stop_pos_weight: float = 5.0  # stop frames are rare: weight them up in the BCE
+    guided_attention_weight: float = 1.0
+    guided_attention_sigma: float = 0.2
+    guided_attention_decay_steps: int = 10000  # the weight halves this often
+    val_sentences: int = 3  # validation sentences logged as images and audio
+
+
+@dataclass(frozen=True)
+class VocoderTrainConfig:
+    max_steps: int = "${trainer.max_steps}"  # type: ignore[assignment]
+    batch_size: int = "${data.batch_size}"  # type: ignore[assignment]
+    segment_frames: int = 32  # mel frames per training segment (x hop_length samples)
+    gta: bool = False  # condition on ground-truth-aligned mels from the trained acoustic model
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup_steps: int = 500
+    decay_steps: int = 100000
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_steps: int = 100000
+    accelerator: str = "auto"  # cpu | gpu | auto
+    devices: Any = "auto"  # a count, or "auto"
+    num_nodes: int = 1
+    precision: str = "bf16-mixed"  # used on GPU; the CPU always trains in fp32
+    val_every_steps: int = 1000
+    log_every_steps: int = 50
+    checkpoint_every_steps: int = 1000
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "custom"
+    run_dir: str = "runs/${name}"
+    stage: str = "all"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    acoustic: TacotronConfig = field(default_factory=TacotronConfig)
+    acoustic_train: AcousticTrainConfig = field(default_factory=AcousticTrainConfig)
+    vocoder: WaveNetConfig = field(default_factory=WaveNetConfig)
+    vocoder_train: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.trainer.accelerator not in ("cpu", "gpu", "cuda", "auto"):
+            raise ConfigError(f"trainer.accelerator must be cpu, gpu or auto, got {self.trainer.accelerator!r}")
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def _recipe_path(name: str) -> Path:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        return path
+    path = RECIPES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown recipe {name!r}; available: {', '.join(available_recipes())} (or a path to a .yaml file)")
+    return path
+
+
+def load_recipe(name: str, overrides: list[str] = ()) -> Recipe:
+    """recipes/NAME.yaml (or a path to a yaml file) merged over the schema, then ``key=value`` overrides.
+
+    Raises ConfigError naming the offending key or value.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    path = _recipe_path(name)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"expected key=value, got {item!r}")
+    try:
+        schema = OmegaConf.structured(Recipe)
+        merged = OmegaConf.merge(schema, {"name": path.stem}, OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        raise ConfigError(_omegaconf_message(err)) from None
+
+
+def _omegaconf_message(err: Exception) -> str:
+    key = getattr(err, "full_key", None)
+    first = str(err).splitlines()[0]
+    if type(err).__name__ == "ConfigKeyError" and key:
+        return f"unknown key {key!r}"
+    if type(err).__name__ == "MissingMandatoryValue" and key:
+        return f"{key} is required: pass {key}=..."
+    return f"{key}: {first}" if key else first
+
+
+def recipe_to_dict(recipe: Recipe) -> dict:
+    return dataclasses.asdict(recipe)
+
+
+def from_dict(cls, data: dict):
+    """Rebuild a config dataclass from a plain dict (as saved beside a model), refusing unknown keys."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} has no field(s) {', '.join(unknown)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    return cls(**kwargs)

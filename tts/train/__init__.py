@@ -1,0 +1,1 @@
+"""Training: LightningModules (systems) for each stage and the run orchestration."""
