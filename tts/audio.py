@@ -59,7 +59,8 @@ class MelSpectrogram(nn.Module):
         a = self.audio
         spec = torch.stft(
             wav, n_fft=a.n_fft, hop_length=a.hop_length, win_length=a.win_length, window=self.window,
-            center=True, pad_mode="reflect", return_complex=True,
+            # reflect padding needs more samples than n_fft // 2; very short clips are zero-padded
+            center=True, pad_mode="reflect" if wav.shape[-1] > a.n_fft // 2 else "constant", return_complex=True,
         )
         return spec.abs()
 
