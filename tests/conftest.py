@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny synthetic corpora in the LJSpeech layout, made in tmp_path."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+SENTENCES = [
+    "Hello world.",
+    "The cat sat on the mat.",
+    "A quick test of the system.",
+    "We read a book today.",
+    "Speech is fun to make.",
+    "Numbers like 42 are spoken.",
+    "Good morning to you all.",
+    "This is the last one.",
+]
+
+
+def make_corpus(root: Path, n: int = 8, sample_rate: int = 22050, seconds: float = 0.4) -> Path:
+    """n utterances of harmonic tones whose pitch follows the text, metadata.csv rows id|text|text."""
+    wavs = root / "wavs"
+    wavs.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        text = SENTENCES[i % len(SENTENCES)]
+        length = int(sample_rate * seconds * (0.75 + 0.5 * (i % 3) / 2))
+        t = np.arange(length) / sample_rate
+        f0 = 120 + 15 * (i % 5)
+        wav = sum(0.2 / k * np.sin(2 * np.pi * k * f0 * t) for k in (1, 2, 3)) + 0.01 * rng.standard_normal(length)
+        uid = f"LJ{i:03d}"
+        sf.write(wavs / f"{uid}.wav", wav.astype(np.float32), sample_rate, subtype="PCM_16")
+        rows.append(f"{uid}|{text}|{text}")
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return make_corpus(tmp_path / "corpus")
