@@ -90,6 +90,8 @@ class TacotronConfig:
     max_frames_per_symbol: float = 10.0
     # Attention may move at most this many symbols forward per decoder step at inference.
     attention_window: int = 3
+    # Inference length bound per sentence: ceil(max_frames_per_symbol * L) + max_frames_margin frames.
+    max_frames_margin: int = 10
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class WaveNetConfig:
     gate_channels: int = 128
     skip_channels: int = 64
     upsample_scales: tuple[int, ...] = (4, 4, 4, 4)
+    cond_kernel_size: int = 3  # conv over mel frames before upsampling (odd; 1 = per frame only)
     output: str = "mulaw"  # "mulaw": 256-way softmax; "mol": mixture of logistics on 16-bit audio
     mulaw_channels: int = 256
     mixtures: int = 10
@@ -131,6 +134,7 @@ class AcousticTrainConfig:
     guided_attention_sigma: float = 0.2
     guided_attention_decay_steps: int = 10000  # the weight halves this often
     val_sentences: int = 3  # validation sentences logged as images and audio
+    mel_loss: str = "l1"  # on mel before and after the postnet: "l1", "mse" or "l1+mse"
 
 
 @dataclass(frozen=True)
