@@ -1,0 +1,572 @@
+"""WaveNet vocoder: causal dilated convolutions with incremental state, gated residual blocks, a
+learned conditioning upsampler, mu-law and mixture-of-logistics outputs, and the samplers.
+
+Shapes used throughout: audio (B, T) float in [-1, 1]; mel (B, n_mels, F) with T == F * hop_length;
+R, G, S = residual, gate and skip channels; L = layers; K = kernel size.
+
+Conditioning. The upsampler is a conv over mel frames followed by one learned transposed conv per
+scale. The transposed convs are shared by every mel channel and have no bias, so upsampling is a
+linear map along time only, and it commutes with each layer's 1x1 conditioning projection. The
+samplers use that: they project the frame features for all layers once per *frame* and then, per
+sample, mix a few projected frames with per-phase weights (``ConditioningUpsampler.phase_weights``).
+That costs ~3 * L * G multiply-adds per sample instead of L * G * n_mels, and the memory is per
+frame: at 20 layers x 128 gate channels a whole 10 s utterance is 866 x 2560 floats (9 MB; the
+samplers hold one chunk of it at a time), where per-sample contributions would take 2.3 GB.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tts.config import WaveNetConfig
+
+log = logging.getLogger(__name__)
+
+SQRT_HALF = math.sqrt(0.5)
+# Mixture of logistics on 16-bit audio: bins of width 2 / 65535 over [-1, 1].
+MOL_CLASSES = 65536
+# Smallest log scale of a logistic component: its scale (1e-7) is well below one 16-bit bin.
+LOG_SCALE_MIN = -16.0
+# Frames of context each side that the upsampler's output for one frame can depend on.
+CONTEXT_FRAMES = 2
+GOLDEN = 0x9E3779B97F4A7C15  # splitmix64 increment
+BACKENDS = ("auto", "torch", "fast")
+
+
+# ---------------------------------------------------------------------------------------------
+# Output distributions
+
+
+def mulaw_encode(audio: torch.Tensor, channels: int = 256) -> torch.Tensor:
+    """Float audio in [-1, 1], any shape -> mu-law class indices (same shape, int64 in [0, channels))."""
+    import torchaudio.functional as AF
+
+    return AF.mu_law_encoding(audio.float().clamp(-1.0, 1.0), channels)
+
+
+def mulaw_decode(classes: torch.Tensor, channels: int = 256) -> torch.Tensor:
+    """Mu-law class indices, any shape -> float32 audio in [-1, 1]."""
+    import torchaudio.functional as AF
+
+    return AF.mu_law_decoding(classes, channels).float()
+
+
+def mol_split(params: torch.Tensor, mixtures: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, 3M, ...) -> logit_probs, means, log_scales, each (B, M, ...); log scales clamped."""
+    logit_probs, means, log_scales = params.float().split(mixtures, dim=1)
+    return logit_probs, means, log_scales.clamp(min=LOG_SCALE_MIN)
+
+
+def mol_loss(params: torch.Tensor, target: torch.Tensor, *, mixtures: int,
+             num_classes: int = MOL_CLASSES) -> torch.Tensor:
+    """Discretized mixture-of-logistics negative log-likelihood (PixelCNN++, Salimans et al. 2017).
+
+    params: (B, 3M, T) as [logit_probs, means, log_scales]; target: (B, T) in [-1, 1]. Returns the
+    mean NLL per sample in nats (a scalar; it can go below zero only through the edge bins' mass).
+    """
+    logit_probs, means, log_scales = mol_split(params, mixtures)
+    y = target.float().unsqueeze(1)  # (B, 1, T)
+    half_bin = 1.0 / (num_classes - 1)
+    centered = y - means
+    inv_scale = torch.exp(-log_scales)
+    plus_in = inv_scale * (centered + half_bin)
+    min_in = inv_scale * (centered - half_bin)
+    cdf_delta = torch.sigmoid(plus_in) - torch.sigmoid(min_in)
+    log_cdf_plus = plus_in - F.softplus(plus_in)  # log P(x <= bottom bin's upper edge)
+    log_one_minus_cdf_min = -F.softplus(min_in)  # log P(x >= top bin's lower edge)
+    mid_in = inv_scale * centered
+    log_pdf_mid = mid_in - log_scales - 2.0 * F.softplus(mid_in)
+    # Where the bin mass underflows, use the density at the bin centre times the bin width.
+    log_bin = torch.where(cdf_delta > 1e-5, torch.log(cdf_delta.clamp(min=1e-12)),
+                          log_pdf_mid - math.log((num_classes - 1) / 2))
+    edge = 1.0 - half_bin
+    log_probs = torch.where(y < -edge, log_cdf_plus, torch.where(y > edge, log_one_minus_cdf_min, log_bin))
+    log_probs = log_probs + F.log_softmax(logit_probs, dim=1)
+    return -torch.logsumexp(log_probs, dim=1).mean()
+
+
+def mol_sample(params: torch.Tensor, uniforms: torch.Tensor, *, mixtures: int,
+               temperature: float = 1.0) -> torch.Tensor:
+    """Draw one sample per row: params (B, 3M), uniforms (B, 2) in (0, 1) -> (B,) in [-1, 1].
+
+    The first uniform picks a component by inverse CDF, the second draws from its logistic; the
+    temperature scales the logistic's scale (the component weights are left as they are).
+    """
+    logit_probs, means, log_scales = mol_split(params, mixtures)
+    cdf = torch.softmax(logit_probs, dim=1).cumsum(dim=1)
+    k = torch.searchsorted(cdf, (uniforms[:, :1] * cdf[:, -1:]).to(cdf.dtype)).clamp(max=mixtures - 1)
+    mu, log_s = means.gather(1, k).squeeze(1), log_scales.gather(1, k).squeeze(1)
+    u = uniforms[:, 1].to(mu.dtype)
+    x = mu + torch.exp(log_s) * temperature * (torch.log(u) - torch.log1p(-u))
+    return x.clamp(-1.0, 1.0)
+
+
+def mulaw_sample(logits: torch.Tensor, uniforms: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
+    """Inverse-CDF draw from softmax(logits / temperature): logits (B, Q), uniforms (B,) -> (B,) int64."""
+    cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(dim=1)
+    k = torch.searchsorted(cdf, (uniforms[:, None] * cdf[:, -1:]).to(cdf.dtype))
+    return k.squeeze(1).clamp(max=logits.shape[1] - 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random draws shared by both samplers: a counter-based splitmix64, so draw j of sample t of
+# utterance b is a pure function of (seed, b, t, j) whatever the backend, batch split or chunking.
+
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(x: np.ndarray) -> np.ndarray:
+    """splitmix64's output function, uint64 array -> uint64 array (wrapping arithmetic)."""
+    x = np.asarray(x, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def stream_keys(seed: Optional[int], batch: int) -> np.ndarray:
+    """One uint64 key per utterance. ``seed=None`` draws a fresh seed."""
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy) & _MASK64
+    base = np.uint64(int(seed) & _MASK64)
+    with np.errstate(over="ignore"):
+        return splitmix64(base + (np.arange(batch, dtype=np.uint64) + np.uint64(1)) * np.uint64(GOLDEN))
+
+
+def uniforms(keys: np.ndarray, t0: int, n: int) -> np.ndarray:
+    """Draws for samples t0 .. t0 + n - 1: (B, n, 2) float64 in the open interval (0, 1)."""
+    counter = 2 * (t0 + np.arange(n, dtype=np.uint64))[None, :, None] + np.arange(2, dtype=np.uint64)[None, None, :]
+    with np.errstate(over="ignore"):
+        bits = splitmix64(keys[:, None, None] + (counter + np.uint64(1)) * np.uint64(GOLDEN))
+    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 2.0 ** 53)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers
+
+
+class CausalConv1d(nn.Conv1d):
+    """Dilated convolution over the past only: (B, C_in, T) -> (B, C_out, T); output t sees inputs
+    t - (K - 1) * dilation, ..., t - dilation, t (zeros before the start).
+
+    Incremental use (Fast WaveNet's queues): ``init_state`` makes a ring buffer holding the last
+    (K - 1) * dilation inputs, ``step`` computes one output from it and pushes the new input.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, *, dilation: int = 1):
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation)
+        self.left_pad = (kernel_size - 1) * dilation
+        # How far back taps 0 .. K - 2 look, for ``step``.
+        self.register_buffer("lags", torch.arange(kernel_size - 1, 0, -1) * dilation, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, (self.left_pad, 0)))
+
+    def init_state(self, batch: int, *, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """Zero ring buffer (B, C_in, (K - 1) * dilation): the inputs before the start."""
+        return torch.zeros(batch, self.in_channels, max(self.left_pad, 1), device=device, dtype=dtype)
+
+    def step(self, x: torch.Tensor, state: torch.Tensor, t) -> torch.Tensor:
+        """x: (B, C_in), the input at time t (an int, or a 0-dim int64 tensor on x's device so the
+        step can be captured in a CUDA graph); state: from ``init_state``, updated in place.
+        Returns the output at time t, (B, C_out)."""
+        if self.kernel_size[0] == 1:
+            return F.linear(x, self.weight[:, :, 0], self.bias)
+        size = state.shape[2]
+        # Tap k reads the input at t - lags[k]; ring slot (t - lag) % size holds it.
+        past = state.index_select(2, (t - self.lags) % size)  # (B, C_in, K - 1)
+        cols = torch.cat([past, x.unsqueeze(2)], dim=2)  # (B, C_in, K): the weight's layout
+        out = F.linear(cols.flatten(1), self.weight.flatten(1), self.bias)
+        state.index_copy_(2, (torch.as_tensor(t, device=x.device) % size).reshape(1), x.unsqueeze(2))
+        return out
+
+
+def gated(g: torch.Tensor) -> torch.Tensor:
+    """(B, G, ...) -> tanh(first half) * sigmoid(second half), (B, G / 2, ...)."""
+    a, b = g.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)
+
+
+class ResidualBlock(nn.Module):
+    """One gated residual layer with local conditioning.
+
+    forward(x (B, R, T), c (B, C, T)) -> (x_next (B, R, T), skip (B, S, T)):
+    g = causal_conv(x) + cond(c); h = tanh(g_a) * sigmoid(g_b); [res, skip] = out(h);
+    x_next = (x + res) * sqrt(1/2). The residual and skip 1x1 convs are one conv (``out``).
+    """
+
+    def __init__(self, *, residual_channels: int, gate_channels: int, skip_channels: int, cond_channels: int,
+                 kernel_size: int, dilation: int, dropout: float):
+        super().__init__()
+        self.residual_channels, self.skip_channels, self.dropout = residual_channels, skip_channels, dropout
+        self.conv = CausalConv1d(residual_channels, gate_channels, kernel_size, dilation=dilation)
+        # No bias: the conv's bias already shifts the gate, and the samplers fold it in once.
+        self.cond = nn.Conv1d(cond_channels, gate_channels, 1, bias=False)
+        self.out = nn.Conv1d(gate_channels // 2, residual_channels + skip_channels, 1)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = gated(self.conv(F.dropout(x, self.dropout, self.training)) + self.cond(c))
+        res, skip = self.out(h).split([self.residual_channels, self.skip_channels], dim=1)
+        return (x + res) * SQRT_HALF, skip
+
+    def step(self, x: torch.Tensor, cond: torch.Tensor, state: torch.Tensor, t) -> tuple[torch.Tensor, torch.Tensor]:
+        """One time step: x (B, R), cond (B, G) this layer's projected conditioning at t ->
+        (x_next (B, R), skip (B, S)). ``state`` is the conv's ring buffer."""
+        h = gated(self.conv.step(x, state, t) + cond)
+        res, skip = F.linear(h, self.out.weight[:, :, 0], self.out.bias).split(
+            [self.residual_channels, self.skip_channels], dim=1)
+        return (x + res) * SQRT_HALF, skip
+
+
+def _triangle(scale: int) -> torch.Tensor:
+    """Transposed-conv kernel (2 * scale,) that makes a stage linear interpolation between frame
+    centres (with the crop in ``ConditioningUpsampler.upsample``); pairs j, j + scale sum to 1."""
+    j = torch.arange(2 * scale, dtype=torch.float32)
+    return (1.0 - (j - scale // 2 - (scale - 1) / 2).abs() / scale).clamp(min=0.0)
+
+
+class ConditioningUpsampler(nn.Module):
+    """Mel frames -> per-sample conditioning: mel (B, C, F) -> (B, C, F * prod(scales)).
+
+    A conv over mel frames (kernel ``kernel_size``, replicate padding) mixes channels and
+    neighbouring frames; then one transposed conv per scale (kernel 2 * scale, stride scale)
+    upsamples along time. The transposed convs are shared by all channels and have no bias, so
+    the upsampling is linear and commutes with any channel projection; they start as linear
+    interpolation. Frames are replicate-padded by CONTEXT_FRAMES before upsampling, so the
+    output for frame f depends only on frames f - 2 .. f + 2.
+    """
+
+    def __init__(self, channels: int, scales: Sequence[int], *, kernel_size: int):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"cond_kernel_size must be odd and positive, got {kernel_size}")
+        self.scales = tuple(int(s) for s in scales)
+        self.hop = math.prod(self.scales)
+        self.pre = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2, padding_mode="replicate")
+        nn.init.dirac_(self.pre.weight)
+        nn.init.zeros_(self.pre.bias)
+        self.stages = nn.ModuleList()
+        for s in self.scales:
+            stage = nn.ConvTranspose1d(1, 1, 2 * s, stride=s, bias=False)
+            with torch.no_grad():
+                stage.weight.copy_(_triangle(s).view(1, 1, -1))
+            self.stages.append(stage)
+
+    def frame_features(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """mel (B, C, F) -> (B, C, F) after the frame conv. With ``lengths`` (B,) in frames, each
+        utterance's frames past its end repeat its last frame, before and after the conv, so an
+        utterance is conditioned the same way alone or padded in a batch."""
+        if lengths is None:
+            return self.pre(mel)
+        index = torch.minimum(torch.arange(mel.shape[2], device=mel.device)[None, :],
+                              (lengths.to(mel.device).long() - 1).clamp(min=0)[:, None])
+        index = index[:, None, :].expand(-1, mel.shape[1], -1)
+        return self.pre(mel.gather(2, index)).gather(2, index)
+
+    def upsample(self, feats: torch.Tensor) -> torch.Tensor:
+        """Frame-rate features (B, C', F), any number of channels C' -> (B, C', F * hop)."""
+        B, C, Fr = feats.shape
+        J = CONTEXT_FRAMES
+        x = F.pad(feats.reshape(B * C, 1, Fr), (J, J), mode="replicate")
+        for stage, s in zip(self.stages, self.scales):
+            n = x.shape[2]
+            x = stage(x)[:, :, s // 2: s // 2 + n * s]
+        return x[:, :, J * self.hop: (J + Fr) * self.hop].reshape(B, C, Fr * self.hop)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.frame_features(mel))
+
+    def phase_weights(self) -> torch.Tensor:
+        """(hop, 2 * CONTEXT_FRAMES + 1): sample p of frame f of the upsampled output is
+        sum_j w[p, j] * frame_feature[f + j - CONTEXT_FRAMES] (frames replicate-padded).
+        Read off the stages' impulse responses."""
+        J = CONTEXT_FRAMES
+        n = 2 * J + 1
+        x = torch.eye(n, device=self.stages[0].weight.device).unsqueeze(1)  # impulse at frame j
+        for stage, s in zip(self.stages, self.scales):
+            m = x.shape[2]
+            x = stage(x)[:, :, s // 2: s // 2 + m * s]
+        return x[:, 0, J * self.hop: (J + 1) * self.hop].T.contiguous()
+
+
+# ---------------------------------------------------------------------------------------------
+# The model
+
+
+class WaveNet(nn.Module):
+    """Autoregressive WaveNet vocoder conditioned on mel frames.
+
+    ``WaveNet(config, n_mels=audio.n_mels, hop_length=audio.hop_length)``; prod(upsample_scales)
+    must equal hop_length. Output "mulaw": 256-way softmax over mu-law classes (the input is the
+    previous sample's class, embedded); "mol": a mixture of ``mixtures`` discretized logistics on
+    16-bit audio (the input is the previous sample's value).
+    """
+
+    def __init__(self, config: WaveNetConfig, *, n_mels: int, hop_length: int):
+        super().__init__()
+        c = config
+        scales = tuple(int(s) for s in c.upsample_scales)
+        if math.prod(scales) != hop_length:
+            raise ValueError(f"prod(upsample_scales) must equal hop_length: prod({list(scales)}) = "
+                             f"{math.prod(scales)}, hop_length = {hop_length}")
+        if c.gate_channels % 2:
+            raise ValueError(f"gate_channels must be even (tanh and sigmoid halves), got {c.gate_channels}")
+        if c.kernel_size < 2:
+            raise ValueError(f"kernel_size must be at least 2, got {c.kernel_size}")
+        if c.layers % c.stacks:
+            raise ValueError(f"layers ({c.layers}) must be a multiple of stacks ({c.stacks})")
+        self.config, self.n_mels, self.hop_length = c, n_mels, hop_length
+        self.mixtures = c.mixtures
+        self.out_channels = c.mulaw_channels if c.output == "mulaw" else 3 * c.mixtures
+        per_stack = c.layers // c.stacks
+        self.dilations = [2 ** (i % per_stack) for i in range(c.layers)]
+
+        self.upsampler = ConditioningUpsampler(n_mels, scales, kernel_size=c.cond_kernel_size)
+        if c.output == "mulaw":
+            self.input = nn.Embedding(c.mulaw_channels, c.residual_channels)
+        else:
+            self.input = nn.Linear(1, c.residual_channels)
+        self.blocks = nn.ModuleList(
+            ResidualBlock(residual_channels=c.residual_channels, gate_channels=c.gate_channels,
+                          skip_channels=c.skip_channels, cond_channels=n_mels, kernel_size=c.kernel_size,
+                          dilation=d, dropout=c.dropout)
+            for d in self.dilations)
+        # Sum of L skips scaled by 1/sqrt(L) keeps the head's input at unit scale.
+        self.skip_scale = 1.0 / math.sqrt(c.layers)
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(c.skip_channels, c.skip_channels, 1), nn.ReLU(),
+                                  nn.Conv1d(c.skip_channels, self.out_channels, 1))
+
+    @property
+    def receptive_field(self) -> int:
+        """Samples of past input that one output depends on (including the current input)."""
+        return (self.config.kernel_size - 1) * sum(self.dilations) + 1
+
+    @property
+    def initial_input(self) -> float:
+        """The input value fed before the first sample: silence (its mu-law class for "mulaw")."""
+        if self.config.output == "mulaw":
+            return float(mulaw_encode(torch.zeros(()), self.config.mulaw_channels))
+        return 0.0
+
+    def _embed(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Input values (B, T) (mu-law classes as floats, or samples) -> (B, R, T)."""
+        if self.config.output == "mulaw":
+            return self.input(inputs.long()).transpose(1, 2)
+        return self.input(inputs.unsqueeze(-1).to(self.input.weight.dtype)).transpose(1, 2)
+
+    def inputs_from_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing inputs: audio (B, T) -> the previous sample's input value at each t, (B, T)."""
+        values = audio.float()
+        if self.config.output == "mulaw":
+            values = mulaw_encode(values, self.config.mulaw_channels).float()
+        first = torch.full_like(values[:, :1], self.initial_input)
+        return torch.cat([first, values[:, :-1]], dim=1)
+
+    def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced: audio (B, T) in [-1, 1], mel (B, n_mels, F) with T == F * hop ->
+        logits (B, mulaw_channels, T) or mixture parameters (B, 3 * mixtures, T), where output t
+        predicts audio[:, t] from audio[:, :t] (the input is shifted by one)."""
+        if audio.shape[1] != mel.shape[2] * self.hop_length:
+            raise ValueError(f"audio has {audio.shape[1]} samples but mel has {mel.shape[2]} frames "
+                             f"x hop {self.hop_length} = {mel.shape[2] * self.hop_length}")
+        c = self.upsampler(mel)
+        x = self._embed(self.inputs_from_audio(audio))
+        skips = 0.0
+        for block in self.blocks:
+            x, skip = block(x, c)
+            skips = skips + skip
+        return self.head(skips * self.skip_scale)
+
+    def loss(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Mean negative log-likelihood per sample (nats) of audio (B, T) given mel (B, n_mels, F)."""
+        return self.nll(self(audio, mel), audio)
+
+    def nll(self, output: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """Mean NLL of audio (B, T) under ``forward``'s output (B, out_channels, T)."""
+        if self.config.output == "mulaw":
+            return F.cross_entropy(output.float(), mulaw_encode(audio, self.config.mulaw_channels))
+        return mol_loss(output, audio, mixtures=self.mixtures)
+
+    # -- sampling ------------------------------------------------------------------------------
+
+    def cond_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All layers' conditioning projections (L * G, n_mels) and gate biases (L, G)."""
+        weight = torch.cat([b.cond.weight[:, :, 0] for b in self.blocks], dim=0)
+        bias = torch.stack([b.conv.bias for b in self.blocks], dim=0)
+        return weight, bias
+
+    def project_frames(self, padded: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """Replicate-padded frame features (B, n_mels, F') -> every layer's projected
+        conditioning (B, F', L, G), float32 (no bias)."""
+        B, _, Fp = padded.shape
+        out = torch.einsum("kc,bcf->bfk", weight.float(), padded.float())
+        return out.reshape(B, Fp, len(self.blocks), -1).contiguous()
+
+    def prepare_conditioning(self, mel: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+        """mel (B, n_mels, F) -> frame features replicate-padded by CONTEXT_FRAMES, (B, n_mels, F + 4)."""
+        feats = self.upsampler.frame_features(mel.float(), lengths)
+        return F.pad(feats, (CONTEXT_FRAMES, CONTEXT_FRAMES), mode="replicate")
+
+    @torch.no_grad()
+    def generate(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None, *, temperature: float = 1.0,
+                 seed: Optional[int] = None, backend: str = "auto", progress: bool = False) -> torch.Tensor:
+        """Sample audio: mel (B, n_mels, F), lengths (B,) in frames (None: all F) -> (B, F * hop)
+        float32 on mel's device; samples past each utterance's lengths * hop are zero.
+
+        backend "fast": the Numba CPU kernel (tts.models.wavenet_fast); "torch": cached incremental
+        generation with torch ops (any device; CUDA-graph captured on CUDA); "auto": fast for CPU
+        tensors, torch otherwise. The same seed gives the same random draws on either backend.
+        """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if mel.dim() != 3 or mel.shape[1] != self.n_mels:
+            raise ValueError(f"mel must be (B, {self.n_mels}, frames), got {tuple(mel.shape)}")
+        B, _, frames = mel.shape
+        if lengths is None:
+            lengths = torch.full((B,), frames, dtype=torch.long)
+        lengths = torch.as_tensor(lengths).long().cpu()
+        if lengths.shape != (B,) or bool((lengths < 0).any()) or bool((lengths > frames).any()):
+            raise ValueError(f"lengths must be (B,) = ({B},) frame counts in [0, {frames}], got {lengths.tolist()}")
+        if frames == 0 or B == 0:
+            return torch.zeros(B, frames * self.hop_length, device=mel.device)
+        if backend == "auto":
+            backend = "fast" if mel.device.type == "cpu" else "torch"
+        if backend == "fast":
+            from tts.models.wavenet_fast import generate_fast
+
+            wav = generate_fast(self, mel, lengths, temperature=temperature, seed=seed, progress=progress)
+            return torch.from_numpy(wav).to(mel.device)
+        return TorchSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
+
+
+class TorchSampler:
+    """Cached incremental generation with torch ops (Fast WaveNet, Paine et al. 2016): each layer
+    keeps a queue of its past inputs, so a sample costs O(layers) work. The conditioning is
+    projected once per frame for all layers (``WaveNet.project_frames``) and mixed per sample with
+    the upsampler's phase weights. On CUDA one step is captured as a CUDA graph and replayed.
+
+    Optional teacher forcing (``forced``: (B, T) values fed back after each step in place of the
+    drawn ones: mu-law classes as floats, or samples) and recording of every step's output
+    (``record=True``) serve the tests.
+    """
+
+    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+                 seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
+                 chunk_frames: int = 16, cuda_graph: Optional[bool] = None):
+        self.model, self.temperature, self.record = model, float(temperature), record
+        self.device = mel.device
+        self.B, self.frames = mel.shape[0], mel.shape[2]
+        self.hop = model.hop_length
+        self.lengths = lengths.long().cpu()
+        self.keys = stream_keys(seed, self.B)
+        self.forced = None if forced is None else forced.to(self.device).float()
+        self.chunk_frames = chunk_frames
+        self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
+        self.padded = model.prepare_conditioning(mel, lengths.to(mel.device))
+        self.cond_weight = model.cond_weights()[0]
+        self.phase = model.upsampler.phase_weights().float()  # (hop, 2J + 1)
+        classes = model.config.mulaw_channels
+        self.decode = mulaw_decode(torch.arange(classes), classes).to(self.device)  # class -> sample
+
+    def run(self, progress: bool = False) -> torch.Tensor:
+        """-> audio (B, frames * hop) float32; logits of every step in ``self.logits`` if recording."""
+        from tqdm import tqdm
+
+        m, B, hop, dev = self.model, self.B, self.hop, self.device
+        T = self.frames * hop
+        out = torch.zeros(B, T, device=dev)
+        self.logits = torch.zeros(B, T, m.out_channels, device=dev) if self.record else None
+        end = int(self.lengths.max()) * hop if B else 0
+        n_ctx = 2 * CONTEXT_FRAMES + 1
+        # Static buffers: a step reads and writes only these, so it can be captured once and replayed.
+        self.states = [blk.conv.init_state(B, device=dev, dtype=torch.float32) for blk in m.blocks]
+        self.prev = torch.full((B,), m.initial_input, device=dev)
+        self.t = torch.zeros((), dtype=torch.long, device=dev)  # step within the chunk
+        self.t_abs = torch.zeros((), dtype=torch.long, device=dev)
+        self.P = torch.zeros(B, self.chunk_frames + n_ctx - 1, len(m.blocks), m.config.gate_channels, device=dev)
+        self.U = torch.zeros(B, self.chunk_frames * hop, 2, dtype=torch.float64, device=dev)
+        self.F = torch.zeros(B, self.chunk_frames * hop, device=dev)
+        self.out_chunk = torch.zeros(B, self.chunk_frames * hop, device=dev)
+        self.logit_chunk = torch.zeros(B, self.chunk_frames * hop, m.out_channels, device=dev) if self.record else None
+        self.ctx = torch.arange(n_ctx, device=dev)
+        step = self._graph_step() if self.cuda_graph else self._step
+        bar = tqdm(total=end, unit="sample", unit_scale=True, disable=not progress, desc="wavenet")
+        for f0 in range(0, -(-end // hop), self.chunk_frames):
+            f1 = min(self.frames, f0 + self.chunk_frames)
+            n = (f1 - f0) * hop
+            self.P[:, : f1 - f0 + n_ctx - 1] = m.project_frames(self.padded[:, :, f0: f1 + n_ctx - 1], self.cond_weight)
+            self.U[:, :n] = torch.from_numpy(uniforms(self.keys, f0 * hop, n)).to(dev)
+            if self.forced is not None:
+                self.F[:, :n] = self.forced[:, f0 * hop: f1 * hop]
+            self.t.zero_()
+            self.t_abs.fill_(f0 * hop)
+            for _ in range(n):
+                step()
+            out[:, f0 * hop: f1 * hop] = self.out_chunk[:, :n]
+            if self.record:
+                self.logits[:, f0 * hop: f1 * hop] = self.logit_chunk[:, :n]
+            bar.update(min(n, end - f0 * hop))
+        bar.close()
+        mask = torch.arange(T, device=dev)[None, :] < (self.lengths.to(dev) * hop)[:, None]
+        return out * mask
+
+    def _step(self) -> None:
+        m, t = self.model, self.t
+        # Conditioning at this sample: the phase's weights over the frames around it.
+        frame, phase = torch.div(t, self.hop, rounding_mode="floor"), t % self.hop
+        around = self.P.index_select(1, frame + self.ctx)  # (B, 2J + 1, L, G)
+        # (The gate bias is the conv's, added in its step.)
+        cond = torch.einsum("j,bjlg->blg", self.phase.index_select(0, phase.reshape(1))[0], around)
+        x = m._embed(self.prev[:, None])[:, :, 0]
+        skips = 0.0
+        for layer, (block, state) in enumerate(zip(m.blocks, self.states)):
+            x, skip = block.step(x, cond[:, layer], state, self.t_abs)
+            skips = skips + skip
+        h = skips * m.skip_scale
+        for module in m.head:
+            h = F.linear(h, module.weight[:, :, 0], module.bias) if isinstance(module, nn.Conv1d) else module(h)
+        u = self.U.index_select(1, t.reshape(1))[:, 0]  # (B, 2)
+        if m.config.output == "mulaw":
+            k = mulaw_sample(h, u[:, 0], temperature=self.temperature)
+            value, nxt = self.decode.index_select(0, k), k.float()
+        else:
+            value = mol_sample(h, u, mixtures=m.mixtures, temperature=self.temperature)
+            nxt = value
+        if self.forced is not None:
+            nxt = self.F.index_select(1, t.reshape(1))[:, 0]
+        self.out_chunk.index_copy_(1, t.reshape(1), value[:, None].float())
+        if self.record:
+            self.logit_chunk.index_copy_(1, t.reshape(1), h[:, None].float())
+        self.prev.copy_(nxt)
+        self.t.add_(1)
+        self.t_abs.add_(1)
+
+    def _graph_step(self):
+        """Capture one step as a CUDA graph (falls back to eager steps if capture fails)."""
+        try:
+            saved = [s.clone() for s in self.states], self.prev.clone(), self.t.clone(), self.t_abs.clone()
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm up kernels and allocator outside the capture
+                    self._step()
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._step()
+            for s, v in zip(self.states, saved[0]):
+                s.copy_(v)
+            self.prev.copy_(saved[1]); self.t.copy_(saved[2]); self.t_abs.copy_(saved[3])  # noqa: E702
+            return graph.replay
+        except RuntimeError as err:  # capture is an optimisation; eager steps give the same result
+            log.warning("CUDA graph capture failed (%s); generating with eager steps", str(err).splitlines()[0])
+            return self._step

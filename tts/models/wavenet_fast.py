@@ -1,0 +1,397 @@
+"""Fused per-sample WaveNet sampler for the CPU, in Numba.
+
+One call runs a stretch of samples for a whole batch; utterances are split into one group per
+thread (``prange``), and the utterances of a group are stepped together so each weight row loaded
+from cache serves all of them. Per sample and layer the work is two matrix-vector products:
+
+    gate (G)  = bias + cond + [x(t - d); x(t)] @ W_taps   (the dilated taps fused, (K * R) x G)
+    [res, skip] = gated(gate) @ W_out                      (residual and skip fused, G/2 x (R + S))
+
+Weights are float32, stored (inputs, outputs) so the inner loop runs over contiguous outputs and
+vectorises; tanh, sigmoid and the softmax's exp use polynomial approximations that vectorise too
+(no libm calls in the hot loops). Conditioning comes in per frame (``WaveNet.project_frames``) and
+is mixed per sample with the upsampler's phase weights. Random draws come from the same
+counter-based splitmix64 as the torch sampler, so a seed gives the same draws on both.
+
+Where the time goes (20 layers, 64/128/64 channels): one utterance streams all 2 MB of weights
+from L3 for every sample (they do not fit a 1 MB L2), so batch 1 is bound by cache bandwidth;
+a group of two or more uses BLAS matrix products on the same weights, which is compute bound.
+
+The kernel compiles on first use (~15 s) and is cached on disk (``cache=True``), so later
+processes load it in under a second.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import numpy as np
+import torch
+from numba import njit, prange
+
+from tts.models.wavenet import CONTEXT_FRAMES, GOLDEN, LOG_SCALE_MIN, WaveNet, mulaw_decode, stream_keys
+
+# Samples per kernel call: the progress bar's resolution, and the conditioning held at once
+# (B x (chunk / hop + 4) x L x G floats).
+CHUNK_SAMPLES = 16384
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _tanh(x):
+    """float32 tanh, Eigen's rational approximation (error ~1e-7 over the clamped range)."""
+    c = np.float32(7.90531110763549805)
+    x = min(max(x, -c), c)
+    x2 = x * x
+    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
+    p = x2 * p + np.float32(-8.60467152213735e-11)
+    p = x2 * p + np.float32(5.12229709037114e-08)
+    p = x2 * p + np.float32(1.48572235717979e-05)
+    p = x2 * p + np.float32(6.37261928875436e-04)
+    p = x2 * p + np.float32(4.89352455891786e-03)
+    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
+    q = x2 * q + np.float32(2.26843463243900e-03)
+    q = x2 * q + np.float32(4.89352518554385e-03)
+    return x * p / q
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _exp_neg(x):
+    """float32 exp(x) for x <= 0, relative error < 1e-5; exp(x) below exp(-30) reads as exp(-30).
+    A Taylor polynomial at x / 64 squared six times: no libm call, so loops over it vectorise."""
+    x = max(x, np.float32(-30.0)) * np.float32(1.0 / 64.0)
+    p = np.float32(1.0 / 5040.0) * x + np.float32(1.0 / 720.0)
+    p = p * x + np.float32(1.0 / 120.0)
+    p = p * x + np.float32(1.0 / 24.0)
+    p = p * x + np.float32(1.0 / 6.0)
+    p = p * x + np.float32(0.5)
+    p = p * x + np.float32(1.0)
+    p = p * x + np.float32(1.0)
+    for _ in range(6):
+        p = p * p
+    return p
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _inverse_cdf(weights, n, u):
+    """Index drawn from unnormalised weights[:n] (overwritten by their running sum) for u in (0, 1)."""
+    total = np.float32(0.0)
+    for k in range(n):
+        total += weights[k]
+        weights[k] = total
+    target = np.float32(u * total)
+    lo, hi = 0, n - 1  # first k with weights[k] > target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if weights[mid] > target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(fastmath=True, cache=True)
+def _matvec_acc(w, x, y, nb):
+    """y[b] += x[b] @ w for b < nb. w (n_in, n_out) C-contiguous float32; x (nb, n_in); y (nb, n_out).
+
+    Eight input rows at a time: each pass over y[b] then does eight multiply-adds per load and
+    store of the accumulator, and the eight weight rows stay in L1 for all nb utterances.
+    """
+    n_in, n_out = w.shape
+    i = 0
+    while i + 8 <= n_in:
+        w0, w1, w2, w3 = w[i], w[i + 1], w[i + 2], w[i + 3]
+        w4, w5, w6, w7 = w[i + 4], w[i + 5], w[i + 6], w[i + 7]
+        for b in range(nb):
+            xb, yb = x[b], y[b]
+            x0, x1, x2, x3 = xb[i], xb[i + 1], xb[i + 2], xb[i + 3]
+            x4, x5, x6, x7 = xb[i + 4], xb[i + 5], xb[i + 6], xb[i + 7]
+            for o in range(n_out):
+                yb[o] += ((w0[o] * x0 + w1[o] * x1) + (w2[o] * x2 + w3[o] * x3)) + (
+                    (w4[o] * x4 + w5[o] * x5) + (w6[o] * x6 + w7[o] * x7))
+        i += 8
+    while i < n_in:
+        wi = w[i]
+        for b in range(nb):
+            xi, yb = x[b, i], y[b]
+            for o in range(n_out):
+                yb[o] += wi[o] * xi
+        i += 1
+
+
+@njit(fastmath=True, cache=True)
+def _accumulate(w, x, y, tmp, nb):
+    """y += x @ w for a group of nb utterances: x (nb, n_in), y and tmp (nb, n_out), all C-contiguous.
+
+    One utterance is bound by streaming the weights from cache, which ``_matvec_acc`` does with
+    the fewest extra loads; two or more make it a small matrix product, where BLAS's register
+    blocking runs 2-3x faster than anything Numba's loops vectorise to.
+    """
+    if nb >= 2:
+        np.dot(x, w, tmp)
+        for b in range(nb):
+            for o in range(y.shape[1]):
+                y[b, o] += tmp[b, o]
+    else:
+        _matvec_acc(w, x, y, nb)
+
+
+@njit(fastmath=True, cache=True)
+def _unit(key, counter):
+    """Counter-based splitmix64 draw in (0, 1); identical to tts.models.wavenet.uniforms."""
+    z = key + (counter + np.uint64(1)) * np.uint64(GOLDEN)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (np.float64(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
+
+
+@njit(fastmath=True, cache=True, parallel=True)
+def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, q_off, q_len, dilation,
+         embed, in_w, in_b, w_taps, w_out, b_out, w_h1, b_h1, w_h2, b_h2, mol, inv_temp, temperature,
+         log_scale_min, decode, forced, teacher, logits, record, out):
+    """Generate samples t0 .. t1 - 1 of every utterance, in place.
+
+    Utterances are split into contiguous groups, one per thread: groups[g] .. groups[g + 1].
+    P (frames_in_chunk + 4, L, B, G): projected conditioning of frames f0 - 2 ...; phase (hop, 5);
+    gate_bias (L, G). ends (B,): samples to generate per utterance. keys (B,) uint64 random
+    streams. prev (B,): last input value (mu-law class or sample). queue (Q, B, R): ring buffers,
+    layer l at slots q_off[l] .. q_off[l] + q_len[l] (utterances side by side, so a group reads
+    one contiguous block per layer and step). embed (classes, R) or in_w, in_b (R,): the input
+    layer. w_taps (L, K * R, G); w_out (L, G/2, R + S); w_h1 (S, S), w_h2 (S, out): the head (skip
+    scale folded into w_h1). decode (classes,): mu-law class -> sample. forced (B, T): values fed
+    back instead of the drawn ones when ``teacher``; logits (B, T, out) written when ``record``.
+    out (B, T): the samples. Model constants such as log_scale_min come in as arguments: Numba
+    freezes module globals into the on-disk cache, which would not notice them change.
+    """
+    n_layers, KR, G = w_taps.shape
+    H = G // 2
+    R = queue.shape[2]
+    S = w_h1.shape[0]
+    n_out = w_h2.shape[1]
+    K = KR // R
+    n_ctx = phase.shape[1]
+    n_groups = groups.shape[0] - 1
+    sqrt_half = np.float32(math.sqrt(0.5))
+    half = np.float32(0.5)
+    for g in prange(n_groups):
+        first, nb = groups[g], groups[g + 1] - groups[g]
+        stop = t0
+        for bi in range(nb):
+            stop = max(stop, min(t1, ends[first + bi]))
+        z = np.empty((nb, KR), np.float32)
+        acc = np.empty((nb, G), np.float32)
+        acc_tmp = np.empty((nb, G), np.float32)
+        h = np.empty((nb, H), np.float32)
+        rs = np.empty((nb, w_out.shape[2]), np.float32)
+        rs_tmp = np.empty((nb, w_out.shape[2]), np.float32)
+        skip = np.empty((nb, S), np.float32)
+        s1 = np.zeros((nb, S), np.float32)
+        s1_tmp = np.empty((nb, S), np.float32)
+        lg = np.empty((nb, n_out), np.float32)
+        lg_tmp = np.empty((nb, n_out), np.float32)
+        cdf = np.empty(n_out, np.float32)
+        for t in range(t0, stop):
+            frame = t // hop - f0
+            p = t % hop
+            # Input layer, written where the first layer's current tap goes.
+            for bi in range(nb):
+                v = prev[first + bi]
+                if mol:
+                    for r in range(R):
+                        z[bi, KR - R + r] = in_w[r] * v + in_b[r]
+                else:
+                    e = embed[int(v)]
+                    for r in range(R):
+                        z[bi, KR - R + r] = e[r]
+            skip[:] = 0.0
+            for layer in range(n_layers):
+                size, off, d = q_len[layer], q_off[layer], dilation[layer]
+                for bi in range(nb):
+                    item = first + bi
+                    a = acc[bi]
+                    for o in range(G):
+                        a[o] = gate_bias[layer, o]
+                    for j in range(n_ctx):
+                        c = phase[p, j]
+                        if c != 0.0:
+                            row = P[frame + j, layer, item]
+                            for o in range(G):
+                                a[o] += c * row[o]
+                    # Past taps from the ring buffer; the current input is already in place.
+                    for k in range(K - 1):
+                        past = queue[off + (t - (K - 1 - k) * d) % size, item]
+                        for r in range(R):
+                            z[bi, k * R + r] = past[r]
+                    cur = queue[off + t % size, item]
+                    for r in range(R):
+                        cur[r] = z[bi, KR - R + r]
+                _accumulate(w_taps[layer], z, acc, acc_tmp, nb)
+                for bi in range(nb):
+                    for o in range(H):
+                        h[bi, o] = _tanh(acc[bi, o]) * (half + half * _tanh(half * acc[bi, H + o]))
+                    for o in range(rs.shape[1]):
+                        rs[bi, o] = b_out[layer, o]
+                _accumulate(w_out[layer], h, rs, rs_tmp, nb)
+                for bi in range(nb):
+                    for r in range(R):
+                        z[bi, KR - R + r] = (z[bi, KR - R + r] + rs[bi, r]) * sqrt_half
+                    for o in range(S):
+                        skip[bi, o] += rs[bi, R + o]
+            # Head: relu -> 1x1 -> relu -> 1x1.
+            for bi in range(nb):
+                for o in range(S):
+                    skip[bi, o] = max(skip[bi, o], np.float32(0.0))
+                    s1[bi, o] = b_h1[o]
+            _accumulate(w_h1, skip, s1, s1_tmp, nb)
+            for bi in range(nb):
+                for o in range(S):
+                    s1[bi, o] = max(s1[bi, o], np.float32(0.0))
+                for o in range(n_out):
+                    lg[bi, o] = b_h2[o]
+            _accumulate(w_h2, s1, lg, lg_tmp, nb)
+            for bi in range(nb):
+                item = first + bi
+                if t >= ends[item]:
+                    continue
+                if record:
+                    for o in range(n_out):
+                        logits[item, t, o] = lg[bi, o]
+                u1 = _unit(keys[item], np.uint64(2 * t))
+                u2 = _unit(keys[item], np.uint64(2 * t + 1))
+                if mol:
+                    M = n_out // 3
+                    top = lg[bi, 0]
+                    for k in range(M):
+                        top = max(top, lg[bi, k])
+                    for k in range(M):
+                        cdf[k] = _exp_neg(lg[bi, k] - top)
+                    pick = _inverse_cdf(cdf, M, u1)
+                    log_s = max(lg[bi, 2 * M + pick], log_scale_min)
+                    x = lg[bi, M + pick] + math.exp(log_s) * temperature * (math.log(u2) - math.log1p(-u2))
+                    value = min(max(np.float32(x), np.float32(-1.0)), np.float32(1.0))
+                    fed = value
+                else:
+                    top = lg[bi, 0]
+                    for k in range(n_out):
+                        top = max(top, lg[bi, k])
+                    for k in range(n_out):
+                        cdf[k] = _exp_neg((lg[bi, k] - top) * inv_temp)
+                    pick = _inverse_cdf(cdf, n_out, u1)
+                    value = decode[pick]
+                    fed = np.float32(pick)
+                out[item, t] = value
+                prev[item] = forced[item, t] if teacher else fed
+    return 0
+
+
+class FastWaveNet:
+    """A WaveNet's weights laid out for the kernel (float32, numpy), plus its incremental state.
+
+    Built from the module each time ``generate_fast`` runs (a few milliseconds), so it always
+    reflects the current weights.
+    """
+
+    def __init__(self, model: WaveNet):
+        c = model.config
+        self.model = model
+        self.mol = c.output == "mol"
+        self.hop = model.hop_length
+        blocks = model.blocks
+        R, G = c.residual_channels, c.gate_channels
+        f32 = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype=np.float32)  # noqa: E731
+        # (L, K * R, G): tap k, channel r at row k * R + r, matching the kernel's input vector.
+        self.w_taps = f32(torch.stack([b.conv.weight.permute(2, 1, 0).reshape(-1, G) for b in blocks]))
+        self.w_out = f32(torch.stack([b.out.weight[:, :, 0].T for b in blocks]))  # (L, G/2, R + S)
+        self.b_out = f32(torch.stack([b.out.bias for b in blocks]))
+        head1, head2 = model.head[1], model.head[3]
+        # relu(s * a) = a * relu(s) for a > 0: the skip scale goes into the first head layer.
+        self.w_h1 = f32(head1.weight[:, :, 0].T * model.skip_scale)
+        self.b_h1 = f32(head1.bias)
+        self.w_h2 = f32(head2.weight[:, :, 0].T)
+        self.b_h2 = f32(head2.bias)
+        if self.mol:
+            self.embed = np.zeros((1, R), np.float32)
+            self.in_w, self.in_b = f32(model.input.weight[:, 0]), f32(model.input.bias)
+            self.decode = np.zeros(1, np.float32)
+        else:
+            self.embed = f32(model.input.weight)
+            self.in_w = self.in_b = np.zeros(R, np.float32)
+            self.decode = f32(mulaw_decode(torch.arange(c.mulaw_channels), c.mulaw_channels))
+        weight, bias = model.cond_weights()
+        self.cond_weight = weight.detach().float().cpu()
+        self.gate_bias = f32(bias)
+        self.phase = f32(model.upsampler.phase_weights())
+        self.dilation = np.asarray(model.dilations, dtype=np.int64)
+        self.q_len = (c.kernel_size - 1) * self.dilation
+        self.q_off = np.concatenate([[0], np.cumsum(self.q_len)[:-1]]).astype(np.int64)
+
+    @torch.no_grad()
+    def run(self, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0, seed: Optional[int] = None,
+            progress: bool = False, forced: Optional[np.ndarray] = None, record: bool = False,
+            threads: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """mel (B, n_mels, F), lengths (B,) frames -> (audio (B, F * hop) float32, logits (B, T, out) or None).
+
+        ``forced`` (B, F * hop): values fed back in place of the drawn samples (mu-law classes
+        as floats, or samples), for teacher-forced checks; ``record`` keeps every step's output.
+        ``threads``: groups to split the batch into (default: Numba's thread count).
+        """
+        import numba
+        from tqdm import tqdm
+
+        model, hop = self.model, self.hop
+        B, _, frames = mel.shape
+        T = frames * hop
+        lengths = torch.as_tensor(lengths).long().cpu()
+        # Longest first, dealt into contiguous groups of similar length, one per thread; the
+        # kernel sees utterances in this order and the results are put back at the end.
+        order = np.argsort(-lengths.numpy(), kind="stable")
+        ends = np.ascontiguousarray(lengths.numpy()[order] * hop, dtype=np.int64)
+        keys = np.ascontiguousarray(stream_keys(seed, B)[order])
+        device = next(model.parameters()).device
+        padded = model.prepare_conditioning(mel.detach().float().to(device), lengths).cpu()[torch.from_numpy(order)]
+        queue = np.zeros((int(self.q_len.sum()), B, model.config.residual_channels), np.float32)
+        prev = np.full(B, model.initial_input, np.float32)
+        out = np.zeros((B, T), np.float32)
+        n_out = model.out_channels
+        logits = np.zeros((B, T, n_out) if record else (1, 1, 1), np.float32)
+        teacher = forced is not None
+        forced = np.ascontiguousarray(np.asarray(forced)[order] if teacher else np.zeros((1, 1)), dtype=np.float32)
+        n_groups = max(1, min(B, threads or numba.get_num_threads()))
+        groups = np.linspace(0, B, n_groups + 1).round().astype(np.int64)
+        end = int(ends.max()) if B else 0
+        chunk_frames = max(1, CHUNK_SAMPLES // hop)
+        with _one_blas_thread(), tqdm(total=end, unit="sample", unit_scale=True, disable=not progress,
+                                      desc="wavenet") as bar:
+            for f0 in range(0, -(-end // hop), chunk_frames):
+                f1 = min(frames, f0 + chunk_frames)
+                P = model.project_frames(padded[:, :, f0: f1 + 2 * CONTEXT_FRAMES], self.cond_weight)
+                P = np.ascontiguousarray(P.permute(1, 2, 0, 3).numpy())  # (frames, L, B, G)
+                _run(f0 * hop, min(f1 * hop, end), f0, hop, P, self.phase, self.gate_bias, groups, ends, keys,
+                     prev, queue, self.q_off, self.q_len, self.dilation, self.embed, self.in_w, self.in_b,
+                     self.w_taps, self.w_out, self.b_out, self.w_h1, self.b_h1, self.w_h2, self.b_h2, self.mol,
+                     np.float32(1.0 / temperature), np.float32(temperature), np.float32(LOG_SCALE_MIN), self.decode,
+                     forced, teacher, logits, record, out)
+                bar.update(min(f1 * hop, end) - f0 * hop)
+        inverse = np.argsort(order)
+        return out[inverse], (logits[inverse] if record else None)
+
+
+def _one_blas_thread():
+    """Keep BLAS single-threaded inside the kernel: each Numba thread already owns a core, and
+    OpenBLAS threads spinning beside them slow a batch down several times."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a transitive dependency (librosa -> scikit-learn); without it, run as is
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def generate_fast(model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+                  seed: Optional[int] = None, progress: bool = False, threads: Optional[int] = None) -> np.ndarray:
+    """mel (B, n_mels, F), lengths (B,) frames -> audio (B, F * hop) float32 numpy, zero past each length."""
+    audio, _ = FastWaveNet(model).run(mel, lengths, temperature=temperature, seed=seed, progress=progress,
+                                      threads=threads)
+    return audio
