@@ -1,0 +1,78 @@
+"""Training through the real `tts train` entry point, a few CPU steps on a synthetic corpus."""
+
+import json
+
+import pytest
+import soundfile as sf
+import torch
+
+from tts.cli import main
+from tts.train.run import AtomicCheckpointIO
+
+
+def _train(run, corpus, *extra):
+    return main(["train", "recipe=tiny", f"data.root={corpus}", f"run_dir={run}", "trainer.accelerator=cpu", *extra])
+
+
+def test_train_resume_and_speak(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, corpus, "trainer.max_steps=2") == 0
+    card = json.loads((run / "voice.json").read_text())
+    assert card["acoustic"]["steps"] == 2 and card["vocoder"]["steps"] == 2
+    assert card["acoustic"]["audio"] == card["vocoder"]["audio"]
+    assert card["symbols"]["symbols"][card["symbols"]["pad_id"]] == "<pad>"
+    for stage in ("acoustic", "vocoder"):
+        assert (run / stage / "checkpoints" / "last.ckpt").is_file()
+        assert list((run / stage / "logs").rglob("events.out.tfevents.*"))
+    first = torch.load(run / "acoustic" / "checkpoints" / "last.ckpt", weights_only=False)
+    capsys.readouterr()
+
+    # The same command with more steps continues from the last checkpoint.
+    assert _train(run, corpus, "trainer.max_steps=4", "stage=acoustic") == 0
+    out = capsys.readouterr().out
+    assert "acoustic: resuming from" in out and "at step 2" in out
+    resumed = torch.load(run / "acoustic" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 4
+    assert resumed["optimizer_states"][0]["state"], "optimizer state was not carried over"
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 4 == first["lr_schedulers"][0]["last_epoch"] + 2
+    assert json.loads((run / "voice.json").read_text())["acoustic"]["steps"] == 4
+
+    # The run directory is a voice.
+    wav = tmp_path / "hello.wav"
+    assert main(["synth", "Hello.", "--voice", str(run), "-o", str(wav), "--seed", "1", "-q"]) == 0
+    data, rate = sf.read(wav)
+    assert rate == 22050 and len(data) > 0
+
+
+def test_resume_refuses_changed_model(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, corpus, "trainer.max_steps=1", "stage=acoustic") == 0
+    capsys.readouterr()
+    assert _train(run, corpus, "trainer.max_steps=2", "stage=acoustic", "acoustic.decoder_dim=48") == 1
+    err = capsys.readouterr().err
+    assert "acoustic.decoder_dim: 64 -> 48" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_corpus_row_stops_before_training(corpus, tmp_path, capsys):
+    (corpus / "wavs" / "LJ002.wav").unlink()
+    assert _train(tmp_path / "run", corpus, "trainer.max_steps=1") == 1
+    err = capsys.readouterr().err
+    assert "metadata.csv:3: LJ002" in err and "no such file" in err
+    assert _train(tmp_path / "run", corpus, "trainer.max_steps=1", "stage=acoustic", "data.skip_bad=true") == 0
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"global_step": 1}, path)
+
+    def broken_save(obj, f, *args, **kwargs):
+        f.write(b"partial")
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"global_step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=False)["global_step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]

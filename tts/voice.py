@@ -1,0 +1,210 @@
+"""A voice on disk, and the one inference path used by the CLI, the Python API and batch synthesis.
+
+A voice directory (a training run directory, or the default voice shipped in the package) holds:
+
+    voice.json               the card: symbols, and per part its audio config, model config, steps
+    acoustic.safetensors     Tacotron weights
+    vocoder.safetensors      WaveNet weights (optional: without it, Griffin-Lim is used)
+
+Loading reads JSON and safetensors only; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from tts.audio import atomic_write
+from tts.config import AudioConfig, ConfigError, TacotronConfig, WaveNetConfig, from_dict
+
+log = logging.getLogger(__name__)
+
+CARD = "voice.json"
+CARD_FORMAT = 1
+PARTS = ("acoustic", "vocoder")
+DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"
+
+
+class VoiceError(ValueError):
+    """A voice directory that cannot be used; the message says what is missing or inconsistent."""
+
+
+def read_card(voice_dir: Path) -> dict:
+    path = Path(voice_dir) / CARD
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VoiceError(f"{voice_dir} is not a voice: it has no {CARD} "
+                         f"(a training run gets one when its acoustic stage finishes)") from None
+    except (OSError, json.JSONDecodeError) as err:
+        raise VoiceError(f"{path}: cannot read the voice card ({err})") from None
+    if card.get("format") != CARD_FORMAT:
+        raise VoiceError(f"{path}: unknown card format {card.get('format')!r} (expected {CARD_FORMAT})")
+    return card
+
+
+def write_card(voice_dir: Path, card: dict) -> None:
+    atomic_write(Path(voice_dir) / CARD, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+
+
+def export_part(voice_dir: Path, part: str, model: torch.nn.Module, *, audio: AudioConfig, config, steps: int,
+                symbols: Optional[dict] = None, dtype: torch.dtype = torch.float32) -> None:
+    """Write one part's weights as safetensors and record it in the card."""
+    from safetensors.torch import save
+
+    voice_dir = Path(voice_dir)
+    state = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
+             for name, tensor in model.state_dict().items()}
+    atomic_write(voice_dir / f"{part}.safetensors", save(state))
+    card = read_card(voice_dir) if (voice_dir / CARD).is_file() else {"format": CARD_FORMAT}
+    if symbols is not None:
+        card["symbols"] = symbols
+    card[part] = {"audio": asdict(audio), "config": asdict(config), "steps": int(steps), "file": f"{part}.safetensors"}
+    write_card(voice_dir, card)
+
+
+def _mismatch(a: dict, b: dict) -> list[str]:
+    return [f"{key} ({a.get(key)} vs {b.get(key)})" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
+def _load_weights(model: torch.nn.Module, path: Path) -> None:
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise VoiceError(f"{path} is missing")
+    try:
+        state = load_file(str(path))
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, OSError) as err:
+        raise VoiceError(f"{path}: weights do not fit the model in {CARD} ({str(err).splitlines()[0]})") from None
+
+
+def resolve_device(device: Optional[str]) -> torch.device:
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise VoiceError(f"--device {device}: no CUDA device is visible; use --device cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise VoiceError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+
+
+class Voice:
+    """A loaded voice: frontend, symbol table, Tacotron and (optionally) WaveNet.
+
+    >>> voice = Voice.load()                      # the default voice
+    >>> wav = voice.synthesize(["Hello world."])[0]
+    """
+
+    def __init__(self, *, card: dict, acoustic: torch.nn.Module, vocoder: Optional[torch.nn.Module],
+                 device: torch.device, path: Path, frontend=None):
+        from tts.text import Frontend, SymbolTable
+
+        self.card, self.acoustic, self.vocoder, self.device, self.path = card, acoustic, vocoder, device, path
+        self.audio = from_dict(AudioConfig, card["acoustic"]["audio"])
+        self.symbols = SymbolTable.from_dict(card["symbols"])
+        self.frontend = frontend or Frontend()
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
+
+    @classmethod
+    def load(cls, path: Union[str, Path, None] = None, *, device: Optional[str] = None, vocoder: bool = True,
+             frontend=None) -> "Voice":
+        """Load a voice directory (None: the default voice shipped with the package). ``frontend``
+        reuses an already loaded tts.text.Frontend."""
+        from tts.models.tacotron import Tacotron
+        from tts.models.wavenet import WaveNet
+
+        if path is None:
+            path = DEFAULT_VOICE
+            if not (path / CARD).is_file():
+                raise VoiceError("no default voice is installed; train one (tts train recipe=...) and pass --voice RUN_DIR")
+        path = Path(path)
+        if not path.is_dir():
+            raise VoiceError(f"voice directory {path} does not exist")
+        card = read_card(path)
+        if "acoustic" not in card or "symbols" not in card:
+            raise VoiceError(f"{path} has no trained acoustic model yet (its acoustic stage has not finished)")
+        torch_device = resolve_device(device)
+        try:
+            audio = from_dict(AudioConfig, card["acoustic"]["audio"])
+            acoustic = Tacotron(from_dict(TacotronConfig, card["acoustic"]["config"]),
+                                n_symbols=len(card["symbols"]["symbols"]), n_mels=audio.n_mels,
+                                pad_id=card["symbols"]["pad_id"])
+            wavenet = None
+            if vocoder and "vocoder" in card:
+                differ = _mismatch(card["acoustic"]["audio"], card["vocoder"]["audio"])
+                if differ:
+                    raise VoiceError(f"{path}: the acoustic model and the vocoder were trained on different audio "
+                                     f"settings: {', '.join(differ)}")
+                wavenet = WaveNet(from_dict(WaveNetConfig, card["vocoder"]["config"]), n_mels=audio.n_mels,
+                                  hop_length=audio.hop_length)
+        except (ConfigError, KeyError, TypeError) as err:
+            raise VoiceError(f"{path / CARD}: invalid voice card ({err})") from None
+        _load_weights(acoustic, path / card["acoustic"]["file"])
+        if wavenet is not None:
+            _load_weights(wavenet, path / card["vocoder"]["file"])
+            wavenet = wavenet.to(torch_device).eval()
+        return cls(card=card, acoustic=acoustic.to(torch_device).eval(), vocoder=wavenet, device=torch_device, path=path,
+                   frontend=frontend)
+
+    @torch.no_grad()
+    def mels(self, texts: Sequence[str], *, seed: Optional[int] = None) -> list[dict]:
+        """Texts -> per text {"mel": (n_mels, T) tensor, "alignment": (T_dec, L), "stop_reason": str}."""
+        encoded = [self.frontend.text_to_ids(text, self.symbols) for text in texts]
+        lengths = torch.tensor([len(ids) for ids in encoded])
+        batch = torch.full((len(encoded), int(lengths.max())), self.symbols.pad_id, dtype=torch.long)
+        for i, ids in enumerate(encoded):
+            batch[i, : len(ids)] = torch.tensor(ids)
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(0 if seed is None else seed)
+        out = self.acoustic.infer(batch.to(self.device), lengths.to(self.device), generator=generator)
+        r = self.acoustic.config.reduction
+        results = []
+        for i in range(len(texts)):
+            frames = int(out["mel_lengths"][i])
+            results.append({
+                "mel": out["mel_post"][i, :, :frames].float(),
+                "alignment": out["alignments"][i, : -(-frames // r), : int(lengths[i])].float().cpu(),
+                "stop_reason": out["stop_reason"][i],
+            })
+        return results
+
+    @torch.no_grad()
+    def vocode(self, mels: Sequence[torch.Tensor], *, vocoder: str = "auto", seed: Optional[int] = None,
+               progress: bool = False) -> list[np.ndarray]:
+        """Mels (n_mels, T_i) -> waveforms (T_i * hop,) float32 in [-1, 1]."""
+        from tts.audio import griffin_lim
+
+        if vocoder == "auto":
+            vocoder = "wavenet" if self.vocoder is not None else "griffinlim"
+        if vocoder == "griffinlim":
+            return [griffin_lim(mel, self.audio).cpu().numpy().astype(np.float32) for mel in mels]
+        if vocoder != "wavenet":
+            raise VoiceError(f"unknown vocoder {vocoder!r}; use wavenet or griffinlim")
+        if self.vocoder is None:
+            raise VoiceError(f"{self.path} has no trained vocoder; use --vocoder griffinlim")
+        lengths = torch.tensor([mel.shape[1] for mel in mels])
+        batch = torch.full((len(mels), self.audio.n_mels, int(lengths.max())), float(np.log(self.audio.log_floor)),
+                           device=self.device)
+        for i, mel in enumerate(mels):
+            batch[i, :, : mel.shape[1]] = mel
+        wav = self.vocoder.generate(batch, lengths.to(self.device), seed=seed, progress=progress)
+        hop = self.audio.hop_length
+        return [wav[i, : int(lengths[i]) * hop].float().cpu().numpy() for i in range(len(mels))]
+
+    def synthesize(self, texts: Sequence[str], *, vocoder: str = "auto", seed: Optional[int] = None,
+                   progress: bool = False) -> list[np.ndarray]:
+        """Texts -> waveforms at self.sample_rate, float32 in [-1, 1]."""
+        mels = [m["mel"] for m in self.mels(texts, seed=seed)]
+        return self.vocode(mels, vocoder=vocoder, seed=seed, progress=progress)
