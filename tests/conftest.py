@@ -40,3 +40,22 @@ def make_corpus(root: Path, n: int = 8, sample_rate: int = 22050, seconds: float
 @pytest.fixture
 def corpus(tmp_path) -> Path:
     return make_corpus(tmp_path / "corpus")
+
+
+# A small, fast voice for synthesis tests: the tiny recipe at 8 kHz with 20 mels and a 64-sample hop.
+# Its weights are random and its stop threshold unreachable, so every sentence runs to its length
+# bound: 1 frame per symbol plus 4, i.e. about 8 ms of audio per symbol; 4 frames per decoder step.
+TINY_VOICE_SETTINGS = [
+    "data.root=unused", "audio.sample_rate=8000", "audio.n_fft=256", "audio.win_length=256", "audio.hop_length=64",
+    "audio.n_mels=20", "audio.f_max=4000", "vocoder.upsample_scales=[4,4,4]", "acoustic.max_frames_per_symbol=1.0",
+    "acoustic.max_frames_margin=4", "acoustic.stop_threshold=1.0", "acoustic.reduction=4",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_voice(tmp_path_factory) -> Path:
+    """A voice directory (voice.json, acoustic and vocoder safetensors) with random weights."""
+    from tts.config import load_recipe
+    from tts.voice import write_untrained_voice
+
+    return write_untrained_voice(tmp_path_factory.mktemp("voice") / "tiny", load_recipe("tiny", TINY_VOICE_SETTINGS))

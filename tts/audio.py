@@ -119,10 +119,17 @@ def load_wav(path: PathLike, audio: AudioConfig, *, resample: bool = False) -> n
                 f"{path}: sample rate is {rate} Hz, expected {audio.sample_rate} Hz "
                 f"(resample the corpus, or set data.resample=true)"
             )
-        import torchaudio.functional as AF
-
-        wav = AF.resample(torch.from_numpy(wav), rate, audio.sample_rate).numpy()
+        wav = resample_wav(wav, rate, audio.sample_rate)
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def resample_wav(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """(T,) float32 at ``from_rate`` -> (about T * to_rate / from_rate,) float32 at ``to_rate``."""
+    if from_rate == to_rate:
+        return np.asarray(wav, dtype=np.float32)
+    import torchaudio.functional as AF
+
+    return AF.resample(torch.from_numpy(np.asarray(wav, dtype=np.float32)), from_rate, to_rate).numpy()
 
 
 def wav_bytes(wav: Union[np.ndarray, torch.Tensor], sample_rate: int) -> bytes:

@@ -70,6 +70,29 @@ def export_part(voice_dir: Path, part: str, model: torch.nn.Module, *, audio: Au
     write_card(voice_dir, card)
 
 
+def write_untrained_voice(voice_dir: Path, recipe, *, seed: int = 0) -> Path:
+    """Write a voice with randomly initialised Tacotron and WaveNet built from ``recipe``
+    (a tts.config.Recipe): for tests and throughput benchmarks of the synthesis path, without
+    training. It does not speak: its stop token never fires, so every sentence runs to the
+    length bound (acoustic.max_frames_per_symbol)."""
+    from tts.models.tacotron import Tacotron
+    from tts.models.wavenet import WaveNet
+    from tts.text import SymbolTable
+
+    voice_dir = Path(voice_dir)
+    voice_dir.mkdir(parents=True, exist_ok=True)
+    symbols = SymbolTable.default()
+    with torch.random.fork_rng(devices=[]):  # the caller's random state is left alone
+        torch.manual_seed(seed)
+        acoustic = Tacotron(recipe.acoustic, n_symbols=len(symbols), n_mels=recipe.audio.n_mels,
+                            pad_id=symbols.pad_id)
+        vocoder = WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length)
+    export_part(voice_dir, "acoustic", acoustic, audio=recipe.audio, config=recipe.acoustic, steps=0,
+                symbols=symbols.to_dict())
+    export_part(voice_dir, "vocoder", vocoder, audio=recipe.audio, config=recipe.vocoder, steps=0)
+    return voice_dir
+
+
 def _mismatch(a: dict, b: dict) -> list[str]:
     return [f"{key} ({a.get(key)} vs {b.get(key)})" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
@@ -158,10 +181,20 @@ class Voice:
         return cls(card=card, acoustic=acoustic.to(torch_device).eval(), vocoder=wavenet, device=torch_device, path=path,
                    frontend=frontend)
 
-    @torch.no_grad()
+    def encode(self, text: str) -> list[int]:
+        """Text -> this voice's symbol ids, ending with end-of-sequence; raises TextError when
+        nothing in the text can be spoken."""
+        return self.frontend.text_to_ids(text, self.symbols)
+
     def mels(self, texts: Sequence[str], *, seed: Optional[int] = None) -> list[dict]:
         """Texts -> per text {"mel": (n_mels, T) tensor, "alignment": (T_dec, L), "stop_reason": str}."""
-        encoded = [self.frontend.text_to_ids(text, self.symbols) for text in texts]
+        return self.mels_from_ids([self.encode(text) for text in texts], seed=seed)
+
+    @torch.no_grad()
+    def mels_from_ids(self, encoded: Sequence[Sequence[int]], *, seed: Optional[int] = None) -> list[dict]:
+        """Symbol id lists (as from ``encode``) run as one padded batch (B, max L_i) through Tacotron ->
+        per item {"mel": (n_mels, T_i) on self.device, "alignment": (ceil(T_i / r), L_i) on the CPU,
+        "stop_reason": "stop" or "length_bound"}. ``seed`` drives the prenet dropout of this batch."""
         lengths = torch.tensor([len(ids) for ids in encoded])
         batch = torch.full((len(encoded), int(lengths.max())), self.symbols.pad_id, dtype=torch.long)
         for i, ids in enumerate(encoded):
@@ -171,7 +204,7 @@ class Voice:
         out = self.acoustic.infer(batch.to(self.device), lengths.to(self.device), generator=generator)
         r = self.acoustic.config.reduction
         results = []
-        for i in range(len(texts)):
+        for i in range(len(encoded)):
             frames = int(out["mel_lengths"][i])
             results.append({
                 "mel": out["mel_post"][i, :, :frames].float(),
@@ -184,12 +217,10 @@ class Voice:
     def vocode(self, mels: Sequence[torch.Tensor], *, vocoder: str = "auto", seed: Optional[int] = None,
                progress: bool = False) -> list[np.ndarray]:
         """Mels (n_mels, T_i) -> waveforms (T_i * hop,) float32 in [-1, 1]."""
-        from tts.audio import griffin_lim
-
         if vocoder == "auto":
             vocoder = "wavenet" if self.vocoder is not None else "griffinlim"
         if vocoder == "griffinlim":
-            return [griffin_lim(mel, self.audio).cpu().numpy().astype(np.float32) for mel in mels]
+            return [self._griffin_lim(mel, seed) for mel in mels]
         if vocoder != "wavenet":
             raise VoiceError(f"unknown vocoder {vocoder!r}; use wavenet or griffinlim")
         if self.vocoder is None:
@@ -202,6 +233,23 @@ class Voice:
         wav = self.vocoder.generate(batch, lengths.to(self.device), seed=seed, progress=progress)
         hop = self.audio.hop_length
         return [wav[i, : int(lengths[i]) * hop].float().cpu().numpy() for i in range(len(mels))]
+
+    def _griffin_lim(self, mel: torch.Tensor, seed: Optional[int]) -> np.ndarray:
+        """(n_mels, T) -> (T * hop,) float32, like the vocoder. The mel is padded with silence to
+        cover one FFT window (a 1-frame mel has no inverse STFT), and Griffin-Lim's random initial
+        phase is drawn from ``seed`` without touching the caller's random state."""
+        from tts.audio import griffin_lim
+
+        frames, hop = mel.shape[1], self.audio.hop_length
+        needed = max(frames, self.audio.n_fft // hop + 2)
+        padded = torch.nn.functional.pad(mel.float(), (0, needed - frames), value=float(np.log(self.audio.log_floor)))
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(0 if seed is None else seed)
+            wav = griffin_lim(padded, self.audio).cpu().numpy().astype(np.float32)
+        out = np.zeros(frames * hop, dtype=np.float32)
+        out[: min(len(wav), len(out))] = wav[: len(out)]
+        return out
 
     def synthesize(self, texts: Sequence[str], *, vocoder: str = "auto", seed: Optional[int] = None,
                    progress: bool = False) -> list[np.ndarray]:
