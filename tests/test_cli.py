@@ -14,7 +14,7 @@ def run_cli(*args, stdin=None):
 def test_help_lists_each_subcommand_on_one_line():
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("synth", "phonemize", "train", "batch"):
+    for command in ("synth", "phonemize", "train", "batch", "eval"):
         lines = [line for line in result.stdout.splitlines() if line.strip().startswith(command + " ")]
         assert len(lines) == 1, result.stdout
 
@@ -79,3 +79,132 @@ def test_unwritable_output(capsys):
     # /proc/1 is a directory nobody, root included, may create files in.
     err = _one_line_error(capsys, ["synth", "Hello.", "-o", "/proc/1/a.wav"])
     assert "cannot write to /proc/1" in err
+
+
+# --- tts synth on a tiny random voice (tests/conftest.py) ------------------------------------------
+
+import io  # noqa: E402
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+
+def synth(tiny_voice, *args):
+    return main(["synth", *args, "--voice", str(tiny_voice), "--device", "cpu"])
+
+
+def test_synth_text_file_and_stdin_give_the_same_audio(tiny_voice, tmp_path, monkeypatch, capsys):
+    text = "Hello there. This comes from a file."
+    (tmp_path / "in.txt").write_text(text, encoding="utf-8")
+    assert synth(tiny_voice, text, "-o", str(tmp_path / "arg.wav"), "--seed", "5", "-q") == 0
+    assert synth(tiny_voice, "--text-file", str(tmp_path / "in.txt"), "-o", str(tmp_path / "file.wav"),
+                 "--seed", "5", "-q") == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(text))
+    assert synth(tiny_voice, "-o", str(tmp_path / "stdin.wav"), "--seed", "5", "-q") == 0
+    arg, rate = sf.read(tmp_path / "arg.wav", dtype="int16")
+    assert rate == 8000 and len(arg) > 0
+    for name in ("file.wav", "stdin.wav"):
+        np.testing.assert_array_equal(sf.read(tmp_path / name, dtype="int16")[0], arg)
+    assert capsys.readouterr().err == ""  # -q: no bar, no summary
+
+
+def test_synth_writes_wav_to_stdout(tiny_voice, capfdbinary):
+    assert synth(tiny_voice, "Hello.", "-o", "-", "-q", "--vocoder", "griffinlim") == 0
+    out = capfdbinary.readouterr().out
+    assert out[:4] == b"RIFF" and out[8:12] == b"WAVE"
+    wav, rate = sf.read(io.BytesIO(out))
+    assert rate == 8000 and len(wav) > 0
+
+
+def test_synth_options_change_the_audio(tiny_voice, tmp_path, capsys):
+    def seconds(*options):
+        path = tmp_path / "o.wav"
+        assert synth(tiny_voice, "One sentence here. And a second one.", "-o", str(path), "-q", *options) == 0
+        return sf.info(str(path)).duration
+
+    base = seconds("--sentence-silence", "0")
+    assert seconds("--sentence-silence", "1.5") == pytest.approx(base + 1.5, abs=1e-3)
+    assert seconds("--sentence-silence", "0", "--speed", "2") == pytest.approx(base / 2, abs=0.02)
+    assert seconds("--sentence-silence", "0", "--vocoder", "griffinlim") == pytest.approx(base, abs=1e-3)
+
+    def samples(*options):
+        path = tmp_path / "s.wav"
+        assert synth(tiny_voice, "Seeded speech.", "-o", str(path), "-q", *options) == 0
+        return sf.read(path, dtype="int16")[0]
+
+    np.testing.assert_array_equal(samples("--seed", "1"), samples("--seed", "1"))
+    assert not np.array_equal(samples("--seed", "1"), samples("--seed", "2"))
+
+
+def test_synth_plots_progress_and_summary(tiny_voice, tmp_path, capsys, caplog):
+    text = " ".join(f"Sentence number {n} is here." for n in range(1, 7))
+    out, mel, alignment = tmp_path / "long.wav", tmp_path / "mel.png", tmp_path / "align.png"
+    assert synth(tiny_voice, text, "-o", str(out), "--batch-size", "2", "--save-mel", str(mel),
+                 "--save-alignment", str(alignment)) == 0
+    for plot in (mel, alignment):
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    err = capsys.readouterr().err
+    assert "6/6" in err and "sentence" in err  # the progress bar over sentences
+    assert "6 of 6 sentence(s) ran to the length bound" in caplog.text  # a random voice never stops
+    last = err.strip().splitlines()[-1]
+    seconds = sf.info(str(out)).duration
+    assert last.startswith(f"wrote {out}: {seconds:.2f} s of audio (6 sentence(s)) in ") and "real-time factor" in last
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--speed", "0"], "--speed: must be between 0.25 and 4.0"),
+        (["--speed", "fast"], "--speed: expected a number"),
+        (["--sentence-silence", "-1"], "--sentence-silence: must be between 0.0 and 10.0"),
+        (["--batch-size", "0"], "--batch-size: must be at least 1"),
+        (["--vocoder", "melgan"], "invalid choice: 'melgan'"),
+        (["--seed", "x"], "--seed: invalid int value"),
+    ],
+)
+def test_synth_bad_option_values_exit_2(capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        main(["synth", "Hello.", "-o", str(tmp_path / "a.wav"), *argv])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--save-mel", "{tmp}/mel.jpg"], "--save-mel {tmp}/mel.jpg: the plot is a PNG image"),
+        (["--save-alignment", "{tmp}/nodir/a.png"], "output directory {tmp}/nodir does not exist"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+        (["--device", "cuda:0"], "no CUDA device is visible"),
+        (["--vocoder", "wavenet", "--voice", "{acoustic_only}"], "has no trained vocoder"),
+    ],
+)
+def test_synth_bad_choices_exit_1_and_write_nothing(capsys, tmp_path, tiny_voice, argv, message):
+    import json
+    import shutil
+
+    import torch
+
+    if "cuda:0" in argv and torch.cuda.is_available():
+        pytest.skip("CUDA is visible")
+    acoustic_only = tmp_path / "acoustic_only"
+    acoustic_only.mkdir()
+    shutil.copy(tiny_voice / "acoustic.safetensors", acoustic_only)
+    card = json.loads((tiny_voice / "voice.json").read_text())
+    del card["vocoder"]
+    (acoustic_only / "voice.json").write_text(json.dumps(card))
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{acoustic_only}", str(acoustic_only)) for a in argv]
+    if "--voice" not in argv:
+        argv += ["--voice", str(tiny_voice)]
+    err = _one_line_error(capsys, ["synth", "Hello.", "-o", str(tmp_path / "a.wav"), *argv])
+    assert message.replace("{tmp}", str(tmp_path)) in err
+    assert not (tmp_path / "a.wav").exists()
+
+
+def test_failed_synth_keeps_the_old_output(tiny_voice, tmp_path, capsys):
+    out = tmp_path / "keep.wav"
+    out.write_bytes(b"old contents")
+    assert synth(tiny_voice, "🙂", "-o", str(out)) == 1
+    assert out.read_bytes() == b"old contents"
+    assert "nothing speakable" in capsys.readouterr().err

@@ -1,68 +1,112 @@
 """`tts batch`: synthesize every item of a file into OUTDIR/ID.wav, with a manifest.
 
-Input formats (by content and suffix):
+Input formats (by suffix, else by content):
     .jsonl            one {"id": ..., "text": ...} object per line ("id" optional)
-    id|text lines     (.csv, .psv, or any file whose every line has a '|')
-    plain text        one utterance per line; ids are made up from the line number
+    id|text lines     .csv or .psv, or any file whose every line has a '|'; LJSpeech's
+                      id|text|normalized rows work too (the second field is read)
+    plain text        .txt, or anything else: one utterance per line; ids are the line numbers
 
-OUTDIR/manifest.jsonl gets one line per finished or failed item: id, path, seconds, rtf, error.
-A rerun skips items already written; a failing item is recorded and the run goes on. With
-``--devices N`` (or under a torchrun-style launcher setting RANK and WORLD_SIZE) each process takes
-every N-th item.
+OUTDIR/manifest.jsonl gets one line per finished or failed item: id, path (relative to OUTDIR),
+seconds, rtf (compute seconds per audio second of the batch the item was in), error (null when it
+worked). The last line of an id wins.
+
+Resuming: a rerun skips every item whose last record has no error and whose wav exists; failed
+items are tried again. Each wav is written to a temporary name and renamed into place, and each
+manifest line is one append, so an interrupted run loses at most the batch it was in.
+
+Failures: an item that cannot be spoken, or whose batch fails in the model and then fails again
+on its own, is recorded with its error and the run goes on.
+
+Several processes: ``rank``/``world`` split the items (sorted by length, every world-th one) in a
+way that does not depend on what is already done, so processes that start at different times, or
+a rerun with another process count, never write the same item twice. ``run_devices`` spawns one
+process per GPU; under a launcher (torchrun, SLURM via torchrun) every process reads RANK,
+WORLD_SIZE and LOCAL_RANK instead (``launcher_rank``), so the same command scales to many nodes.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
+
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class BatchInputError(ValueError):
-    """The input file as a whole cannot be read; one line for the user."""
+    """The input file or output directory as a whole cannot be used; one line for the user."""
 
 
 @dataclass(frozen=True)
 class BatchItem:
-    id: str
+    id: str  # the wav is OUTDIR/ID.wav; items broken in the input get "#lineN" ids that no file can have
     text: str
     line: int
     error: Optional[str] = None  # a problem found while reading: recorded, not synthesized
 
 
-def read_items(path: os.PathLike | str) -> list[BatchItem]:
+@dataclass(frozen=True)
+class BatchSettings:
+    """How to synthesize: what `tts batch` takes besides INPUT and OUTDIR. Picklable, so that
+    spawned processes get it whole."""
+
+    voice: Optional[str] = None  # voice or run directory; None: the default voice
+    vocoder: str = "auto"
+    device: Optional[str] = None  # None: cuda:LOCAL_RANK when CUDA is there, else cpu
+    seed: Optional[int] = None
+    batch_size: int = 8
+    sentence_silence: float = 0.3
+    speed: float = 1.0
+    progress: bool = True
+
+
+def read_items(path: os.PathLike | str, *, require_ids: bool = False) -> list[BatchItem]:
+    """Items of an input file, in file order. Problems of single lines (bad JSON, an unsafe or
+    repeated id) are kept in ``BatchItem.error``; a file that cannot be read at all raises
+    BatchInputError. ``require_ids`` refuses plain text (ids made up from line numbers)."""
     path = Path(path)
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise BatchInputError(f"input {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise BatchInputError(f"cannot read input {path}: {err}") from None
+    except IsADirectoryError:
+        raise BatchInputError(f"input {path} is a directory; give a .txt, .csv or .jsonl file") from None
+    except UnicodeDecodeError as err:
+        raise BatchInputError(f"cannot read input {path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    except OSError as err:
+        raise BatchInputError(f"cannot read input {path}: {err.strerror}") from None
     lines = [(n, line.strip()) for n, line in enumerate(raw.splitlines(), start=1) if line.strip()]
     if not lines:
         raise BatchInputError(f"input {path} has no text")
     if path.suffix == ".jsonl":
         items = [_jsonl_item(n, line) for n, line in lines]
-    elif path.suffix in (".csv", ".psv") or all("|" in line for _, line in lines):
+    elif path.suffix in (".csv", ".psv") or (path.suffix != ".txt" and all("|" in line for _, line in lines)):
         items = [_csv_item(n, line) for n, line in lines]
+    elif require_ids:
+        raise BatchInputError(f"{path}: expected id|text lines (line {lines[0][0]} has no '|')")
     else:
-        width = len(str(len(lines)))
+        width = len(str(lines[-1][0]))
         items = [BatchItem(f"{n:0{width}d}", line, n) for n, line in lines]
     seen: dict[str, int] = {}
     checked = []
     for item in items:
         error = item.error
         if error is None and not _SAFE_ID.match(item.id):
-            error = f"id {item.id!r} is not a safe file name (letters, digits, '.', '_', '-')"
+            error = f"line {item.line}: id {item.id!r} is not a safe file name (letters, digits, '.', '_', '-')"
         elif error is None and item.id in seen:
-            error = f"id {item.id!r} already used on line {seen[item.id]}"
+            error = f"line {item.line}: id {item.id!r} already used on line {seen[item.id]}"
+            # recorded under its own key, so it never shadows the first item's record
+            checked.append(BatchItem(f"{item.id}#line{item.line}", item.text, item.line, error))
+            continue
         seen.setdefault(item.id, item.line)
         checked.append(BatchItem(item.id, item.text, item.line, error))
     return checked
@@ -75,84 +119,209 @@ def _jsonl_item(n: int, line: str) -> BatchItem:
             raise ValueError('expected an object with a "text" string')
         return BatchItem(str(obj.get("id", f"line{n}")), obj["text"], n)
     except ValueError as err:
-        return BatchItem(f"line{n}", "", n, f"line {n}: not a valid JSONL item ({err})")
+        return BatchItem(f"#line{n}", "", n, f"line {n}: not a valid JSONL item ({err})")
 
 
 def _csv_item(n: int, line: str) -> BatchItem:
-    if "|" not in line:
-        return BatchItem(f"line{n}", "", n, f"line {n}: expected id|text")
-    uid, text = line.split("|", 1)
-    return BatchItem(uid.strip(), text.strip(), n)
+    fields = line.split("|")
+    if len(fields) < 2:
+        return BatchItem(f"#line{n}", "", n, f"line {n}: expected id|text")
+    return BatchItem(fields[0].strip(), fields[1].strip(), n)
+
+
+def prepare_outdir(path: os.PathLike | str) -> Path:
+    """Create OUTDIR if needed and check that files can be written in it."""
+    outdir = Path(path)
+    if outdir.exists() and not outdir.is_dir():
+        raise BatchInputError(f"output {outdir} is a file; give a directory")
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=outdir):
+            pass
+    except OSError as err:
+        raise BatchInputError(f"cannot write to output directory {outdir}: {err.strerror}") from None
+    return outdir
 
 
 def read_manifest(outdir: Path) -> dict[str, dict]:
     """The last record of each id (later lines win: a retried item replaces its failure)."""
     records = {}
-    path = outdir / MANIFEST
+    path = Path(outdir) / MANIFEST
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
                 records[record["id"]] = record
-            except (ValueError, KeyError):
+            except (ValueError, KeyError, TypeError):
                 continue  # a line cut short by a kill: its item is simply redone
     return records
 
 
 def append_manifest(outdir: Path, record: dict) -> None:
-    # One write() on an O_APPEND file: lines from concurrent ranks never interleave.
-    data = (json.dumps(record, sort_keys=True) + "\n").encode()
-    fd = os.open(outdir / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    # One write() on an O_APPEND file: lines from concurrent processes never interleave.
+    data = (json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n").encode()
+    fd = os.open(Path(outdir) / MANIFEST, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, data)
     finally:
         os.close(fd)
 
 
-def pending(items: list[BatchItem], outdir: Path) -> list[BatchItem]:
-    done = read_manifest(outdir)
-    return [item for item in items
-            if not (item.id in done and done[item.id].get("error") is None and (outdir / f"{item.id}.wav").is_file())]
+def close_cut_line(outdir: Path) -> None:
+    """End a manifest line cut short by a kill, so the next record starts on a line of its own."""
+    path = Path(outdir) / MANIFEST
+    if path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                append_line = os.open(path, os.O_WRONLY | os.O_APPEND)
+                try:
+                    os.write(append_line, b"\n")
+                finally:
+                    os.close(append_line)
 
 
-def run_batch(voice, items: list[BatchItem], outdir: Path, *, batch_size: int = 8, vocoder: str = "auto",
-              seed: Optional[int] = None, rank: int = 0, world: int = 1, progress: bool = True,
-              pause: float = 0.3) -> dict:
-    """Synthesize this rank's share of the pending items; returns counts {done, failed, skipped, seconds}."""
-    from tqdm import tqdm
+def is_done(item: BatchItem, records: dict[str, dict], outdir: Path) -> bool:
+    record = records.get(item.id)
+    return record is not None and record.get("error") is None and (Path(outdir) / f"{item.id}.wav").is_file()
 
-    from tts.audio import save_wav
+
+def pending(items: Sequence[BatchItem], outdir: Path) -> list[BatchItem]:
+    records = read_manifest(outdir)
+    return [item for item in items if not is_done(item, records, outdir)]
+
+
+def shard(items: Sequence[BatchItem], rank: int, world: int) -> list[BatchItem]:
+    """This process's share: items sorted by text length, every ``world``-th from ``rank``. It
+    depends only on the items, never on progress, so concurrent or resumed processes agree."""
+    if not 0 <= rank < world:
+        raise ValueError(f"need 0 <= rank < world, got rank {rank} of {world}")
+    ordered = sorted(items, key=lambda item: (len(item.text), item.line))
+    return ordered[rank::world]
+
+
+def _speak(voice, texts: list[str], settings: BatchSettings) -> list:
+    """Speech or Exception per text. A batch that fails in the model is retried one text at a
+    time, so one bad item costs only itself."""
     from tts.synth import synthesize_texts
 
-    todo = pending(items, outdir)
-    skipped = len(items) - len(todo)
-    mine = todo[rank::world]
-    failed = [item for item in mine if item.error is not None]
-    for item in failed:
-        append_manifest(outdir, {"id": item.id, "path": None, "seconds": None, "rtf": None, "error": item.error})
-    mine = sorted((item for item in mine if item.error is None), key=lambda item: len(item.text))
-    counts = {"done": 0, "failed": len(failed), "skipped": skipped, "seconds": 0.0}
-    bar = tqdm(total=len(mine), unit="utt", desc=f"batch[{rank}]" if world > 1 else "batch", disable=not progress)
-    for start in range(0, len(mine), batch_size):
-        group = mine[start:start + batch_size]
-        began = time.perf_counter()
-        results = synthesize_texts(voice, [item.text for item in group], vocoder=vocoder, seed=seed, pause=pause,
-                                   batch_size=batch_size, errors="return")
-        elapsed = time.perf_counter() - began
-        total_audio = sum(len(r) for r in results if not isinstance(r, Exception)) / voice.sample_rate or 1.0
+    try:
+        return synthesize_texts(voice, texts, vocoder=settings.vocoder, seed=settings.seed,
+                                sentence_silence=settings.sentence_silence, speed=settings.speed,
+                                batch_size=settings.batch_size, errors="return")
+    except Exception as err:  # noqa: BLE001 - recorded per item; the run must go on
+        if len(texts) == 1:
+            return [err]
+        log.debug("a batch of %d failed (%s); retrying its items one at a time", len(texts), err)
+        return [result for text in texts for result in _speak(voice, [text], settings)]
+
+
+def _error_line(err: Exception) -> str:
+    message = (str(err).splitlines() or [""])[0]
+    from tts.text import TextError
+
+    return message if isinstance(err, TextError) else f"{type(err).__name__}: {message}"
+
+
+def run_batch(voice, items: Sequence[BatchItem], outdir: Path, settings: BatchSettings, *, rank: int = 0,
+              world: int = 1) -> dict:
+    """Synthesize this process's pending share of ``items`` with a loaded ``voice``.
+
+    Returns {"done", "failed", "skipped": item counts, "seconds": audio written, "elapsed": wall seconds}.
+    """
+    from tqdm import tqdm
+
+    outdir = Path(outdir)
+    began = time.perf_counter()
+    close_cut_line(outdir)
+    mine = shard(items, rank, world)
+    todo = pending(mine, outdir)
+    counts = {"done": 0, "failed": 0, "skipped": len(mine) - len(todo), "seconds": 0.0, "elapsed": 0.0}
+    for item in todo:
+        if item.error is not None:
+            append_manifest(outdir, {"id": item.id, "path": None, "seconds": None, "rtf": None, "error": item.error})
+            counts["failed"] += 1
+    todo = [item for item in todo if item.error is None]
+    bar = tqdm(total=len(todo), unit="item", desc=f"batch {rank + 1}/{world}" if world > 1 else "batch",
+               position=rank if world > 1 else None, disable=not settings.progress, dynamic_ncols=True)
+    for start in range(0, len(todo), settings.batch_size):
+        group = todo[start:start + settings.batch_size]
+        group_began = time.perf_counter()
+        results = _speak(voice, [item.text for item in group], settings)
+        compute = time.perf_counter() - group_began
+        audio_seconds = sum(r.seconds for r in results if not isinstance(r, Exception))
         for item, result in zip(group, results):
             if isinstance(result, Exception):
                 append_manifest(outdir, {"id": item.id, "path": None, "seconds": None, "rtf": None,
-                                         "error": str(result).splitlines()[0]})
+                                         "error": _error_line(result)})
                 counts["failed"] += 1
                 continue
-            path = outdir / f"{item.id}.wav"
-            save_wav(path, result, voice.sample_rate)
-            seconds = len(result) / voice.sample_rate
-            append_manifest(outdir, {"id": item.id, "path": str(path), "seconds": round(seconds, 3),
-                                     "rtf": round(elapsed / total_audio, 4), "error": None})
+            result.save(outdir / f"{item.id}.wav")
+            append_manifest(outdir, {"id": item.id, "path": f"{item.id}.wav", "seconds": round(result.seconds, 3),
+                                     "rtf": round(compute / audio_seconds, 4), "error": None})
             counts["done"] += 1
-            counts["seconds"] += seconds
+            counts["seconds"] += result.seconds
         bar.update(len(group))
     bar.close()
+    counts["elapsed"] = time.perf_counter() - began
     return counts
+
+
+def launcher_rank() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from a torchrun-style launcher's RANK, WORLD_SIZE and
+    LOCAL_RANK; (0, 1, 0) without one."""
+    names = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+    try:
+        rank, world, local = (int(os.environ.get(name, default)) for name, default in zip(names, ("0", "1", "0")))
+    except ValueError:
+        shown = ", ".join(f"{name}={os.environ.get(name)!r}" for name in names)
+        raise BatchInputError(f"launcher variables must be integers: {shown}") from None
+    if world < 1 or not 0 <= rank < world or local < 0:
+        raise BatchInputError(f"launcher variables out of range: RANK={rank}, WORLD_SIZE={world}, LOCAL_RANK={local}")
+    return rank, world, local
+
+
+def process_device(settings: BatchSettings, local_rank: int) -> Optional[str]:
+    """The device of one process: --device when given, else its own GPU under a launcher."""
+    if settings.device is not None:
+        return settings.device
+    import torch
+
+    return f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+def run_process(items: Sequence[BatchItem], outdir: Path, settings: BatchSettings, *, rank: int, world: int,
+                device: Optional[str]) -> dict:
+    """Load the voice in this process and run its share."""
+    from tts.api import Synthesizer
+
+    voice = Synthesizer.load(settings.voice, device=device, vocoder=settings.vocoder).voice
+    return run_batch(voice, items, outdir, settings, rank=rank, world=world)
+
+
+def _spawned(rank: int, items: list, outdir: Path, settings: BatchSettings, world: int) -> None:
+    run_process(items, outdir, settings, rank=rank, world=world, device=f"cuda:{rank}")
+
+
+def run_devices(items: Sequence[BatchItem], outdir: Path, settings: BatchSettings, devices: int) -> None:
+    """One process per GPU (cuda:0 .. cuda:devices-1), each taking its share; waits for all.
+    A process that dies raises here after the others have finished what they can."""
+    import torch
+    import torch.multiprocessing as mp
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if devices > visible:
+        raise BatchInputError(f"--devices {devices} needs {devices} CUDA devices; {visible} visible"
+                              + ("" if visible else " (on a CPU-only machine leave --devices out)"))
+    if settings.device is not None:
+        raise BatchInputError("--devices N puts process k on cuda:k; leave --device out")
+    mp.spawn(_spawned, args=(list(items), Path(outdir), settings, devices), nprocs=devices, join=True)
+
+
+def summarize(items: Sequence[BatchItem], outdir: Path) -> dict:
+    """What the manifest says now about ``items``: {"done", "failed", "seconds", "failed_ids"}."""
+    records = read_manifest(outdir)
+    done = [item for item in items if is_done(item, records, outdir)]
+    failed = [item.id for item in items if item.id in records and records[item.id].get("error") is not None]
+    return {"done": len(done), "failed": len(failed), "failed_ids": failed,
+            "seconds": sum(records[item.id]["seconds"] for item in done)}

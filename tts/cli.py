@@ -11,8 +11,11 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Optional, Sequence
+
+log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
@@ -33,7 +36,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
     errors: list[type[BaseException]] = [UserError, ConfigError]
     for module, name in (("tts.text", "TextError"), ("tts.audio", "AudioError"), ("tts.voice", "VoiceError"),
-                         ("tts.data", "CorpusError")):
+                         ("tts.data", "CorpusError"), ("tts.synth", "SynthesisError"), ("tts.batch", "BatchInputError"),
+                         ("tts.eval", "EvalError")):
         if module in sys.modules:
             errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
@@ -84,23 +88,53 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_png(option: str, path: Optional[str]) -> None:
+    if path is None:
+        return
+    if Path(path).suffix.lower() != ".png":
+        raise UserError(f"{option} {path}: the plot is a PNG image; give a file name ending in .png")
+    if path == "-":
+        raise UserError(f"{option} cannot write to stdout; give a file name ending in .png")
+    check_output_file(path)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     text = _read_text(args)
     if not text.strip():
         raise UserError("the text is empty")
     check_output_file(args.output)
+    _check_png("--save-mel", args.save_mel)
+    _check_png("--save-alignment", args.save_alignment)
+    if args.output == "-" and sys.stdout.isatty():
+        raise UserError("-o - writes binary WAV to stdout, which is a terminal; redirect it (> out.wav) or pipe it")
     from tts.text import Frontend
 
     frontend = Frontend()
-    frontend.phonemize(text)  # unspeakable text fails here, before a model is loaded
-    from tts.audio import save_wav
+    frontend.normalize(text)  # text with nothing speakable fails here, before a model is loaded
+    from tts.api import Synthesizer
+    from tts.synth import save_alignment_plot, save_mel_plot
     from tts.voice import Voice
 
-    voice = Voice.load(args.voice, device=args.device, frontend=frontend)
-    wav = voice.synthesize([text], vocoder=args.vocoder, seed=args.seed, progress=not args.quiet)[0]
-    save_wav(args.output, wav, voice.sample_rate)
-    if args.output != "-":
-        print(f"wrote {args.output}: {len(wav) / voice.sample_rate:.2f} s", file=sys.stderr)
+    voice = Voice.load(args.voice, device=args.device, vocoder=args.vocoder != "griffinlim", frontend=frontend)
+    synthesizer = Synthesizer(voice, vocoder=args.vocoder, batch_size=args.batch_size)
+    began = time.perf_counter()
+    speech = synthesizer.speak(text, seed=args.seed, speed=args.speed, sentence_silence=args.sentence_silence,
+                               details=bool(args.save_mel or args.save_alignment), progress=not args.quiet)
+    elapsed = time.perf_counter() - began
+    speech.save(args.output)
+    if args.save_mel:
+        save_mel_plot(speech, args.save_mel, hop_length=voice.audio.hop_length, log_floor=voice.audio.log_floor)
+    if args.save_alignment:
+        save_alignment_plot(speech, args.save_alignment)
+    unfinished = speech.stop_reasons.count("length_bound")
+    if unfinished:
+        log.warning("%d of %d sentence(s) ran to the length bound without the model deciding to stop "
+                    "(an undertrained voice or an attention failure; see --save-alignment)",
+                    unfinished, len(speech.sentences))
+    if not args.quiet:
+        where = "stdout" if args.output == "-" else args.output
+        print(f"wrote {where}: {speech.seconds:.2f} s of audio ({len(speech.sentences)} sentence(s)) in "
+              f"{elapsed:.2f} s, real-time factor {elapsed / max(speech.seconds, 1e-9):.3f}", file=sys.stderr)
     return 0
 
 
@@ -121,7 +155,106 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    raise UserError("tts batch is not available yet: it needs the batch synthesis work (see the issue tracker)")
+    from tts import batch
+
+    items = batch.read_items(args.input)
+    outdir = batch.prepare_outdir(args.output)
+    settings = batch.BatchSettings(voice=args.voice, vocoder=args.vocoder, device=args.device, seed=args.seed,
+                                   batch_size=args.batch_size, sentence_silence=args.sentence_silence,
+                                   speed=args.speed, progress=not args.quiet)
+    rank, world, local_rank = batch.launcher_rank()
+    if world > 1 and args.devices > 1:
+        raise UserError(f"--devices {args.devices} starts its own processes; under a launcher (WORLD_SIZE={world}) "
+                        f"leave it out")
+    before = batch.pending(items, outdir)
+    began = time.perf_counter()
+    try:
+        if args.devices > 1:
+            batch.run_devices(items, outdir, settings, args.devices)
+        else:
+            batch.run_process(items, outdir, settings, rank=rank, world=world,
+                              device=batch.process_device(settings, local_rank))
+    except KeyboardInterrupt:
+        done = batch.summarize(items, outdir)["done"]
+        print(f"tts batch: interrupted; {done} of {len(items)} items are finished in {outdir} and kept; "
+              f"run the same command to go on", file=sys.stderr)
+        return 130
+    elapsed = time.perf_counter() - began
+    summary = batch.summarize(before if world == 1 else batch.shard(before, rank, world), outdir)
+    share = f"rank {rank} of {world}: " if world > 1 else ""
+    if not args.quiet:
+        print(f"{share}{summary['done']} written, {summary['failed']} failed, {len(items) - len(before)} already done: "
+              f"{summary['seconds']:.1f} s of audio in {elapsed:.1f} s ({summary['seconds'] / elapsed:.2f} s of audio "
+              f"per second); manifest: {outdir / batch.MANIFEST}", file=sys.stderr)
+    if summary["failed"]:
+        shown = ", ".join(summary["failed_ids"][:3]) + (", ..." if summary["failed"] > 3 else "")
+        raise UserError(f"{share}{summary['failed']} item(s) failed ({shown}); their errors are in "
+                        f"{outdir / batch.MANIFEST}; run the same command to retry them")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from tts.eval import evaluate
+
+    if args.json:
+        check_output_file(args.json)
+    scores, summary = evaluate(Path(args.dir), Path(args.transcript), reference_dir=args.reference,
+                               asr=not args.no_asr, skip_missing=args.skip_missing, progress=not args.quiet)
+
+    def show(value: Optional[float], scale: float = 100.0, unit: str = "%") -> str:
+        return "-" if value is None else f"{value * scale:.1f}{unit}"
+
+    print("id\twer\tcer\tmcd_db\theard")
+    for s in scores:
+        print(f"{s.id}\t{show(s.wer)}\t{show(s.cer)}\t{show(s.mcd, 1.0, '')}\t{s.hypothesis or ''}")
+    parts = []
+    if "wer" in summary:
+        parts.append(f"WER {summary['wer']:.1%} of {summary['words']} words, CER {summary['cer']:.1%} of "
+                     f"{summary['chars']} characters (pocketsphinx en-us)")
+    if "mcd" in summary:
+        parts.append(f"MCD {summary['mcd']:.2f} dB")
+    missing = f", {len(summary['missing'])} skipped without a wav" if summary["missing"] else ""
+    print(f"{summary['files']} files{missing}: {'; '.join(parts)}")
+    if args.json:
+        from tts.audio import atomic_write
+
+        record = {"summary": summary, "items": [vars(s) for s in scores]}
+        atomic_write(Path(args.json), (json.dumps(record, indent=1) + "\n").encode())
+    return 0
+
+
+def _ranged(kind: type, low: float, high: Optional[float] = None):
+    """An argparse type: ``kind`` within [low, high]."""
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if number < low or (high is not None and number > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return number
+    return parse
+
+
+def _synthesis_options(parser: argparse.ArgumentParser) -> None:
+    """The options `tts synth` and `tts batch` share."""
+    from tts.synth import MAX_SILENCE, SPEED_RANGE
+
+    parser.add_argument("--voice", help="voice or training run directory (default: the shipped voice)")
+    parser.add_argument("--vocoder", choices=("auto", "wavenet", "griffinlim"), default="auto",
+                        help="auto (default): wavenet when the voice has one, else griffinlim")
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
+    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
+    parser.add_argument("--speed", type=_ranged(float, *SPEED_RANGE), default=1.0,
+                        help="speaking rate: 1.2 faster, 0.8 slower (0.25 to 4; default 1)")
+    parser.add_argument("--sentence-silence", type=_ranged(float, 0.0, MAX_SILENCE), default=0.3, metavar="SECONDS",
+                        help="silence between sentences (default 0.3)")
+    parser.add_argument("--batch-size", type=_ranged(int, 1), default=8,
+                        help="sentences synthesized together (default 8)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,15 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    synth = sub.add_parser("synth", help="speak text into a wav file", description="Speak text into a wav file.")
+    synth = sub.add_parser("synth", help="speak text into a wav file",
+                           description="Speak text of any length into a wav file. Long text is cut into sentences "
+                                       "(over-long ones at clause boundaries), synthesized in batches and joined "
+                                       "with --sentence-silence.")
     synth.add_argument("text", nargs="?", help="text to speak ('-' or nothing: read stdin)")
     synth.add_argument("-o", "--output", required=True, help="output .wav path ('-' for stdout)")
     synth.add_argument("--text-file", help="read the text from this file")
-    synth.add_argument("--voice", help="voice or training run directory (default: the shipped voice)")
-    synth.add_argument("--vocoder", choices=("auto", "wavenet", "griffinlim"), default="auto")
-    synth.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    synth.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
-    synth.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _synthesis_options(synth)
+    synth.add_argument("--save-mel", metavar="PNG", help="also save a plot of the mel spectrogram")
+    synth.add_argument("--save-alignment", metavar="PNG", help="also save a plot of the attention alignments")
     synth.set_defaults(func=cmd_synth)
 
     phon = sub.add_parser("phonemize", help="show the normalized words and phonemes of text",
@@ -154,10 +288,28 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=cmd_train)
 
     batch = sub.add_parser("batch", help="synthesize many texts: tts batch INPUT -o OUTDIR",
-                           description="Synthesize every item of a text, CSV (id|text) or JSONL file.")
-    batch.add_argument("input")
+                           description="Synthesize every item of a text (one utterance per line), CSV (id|text) or "
+                                       "JSONL file into OUTDIR/ID.wav, with OUTDIR/manifest.jsonl. Running it again "
+                                       "skips finished items and retries failed ones.")
+    batch.add_argument("input", help="a .txt, .csv (id|text) or .jsonl file")
     batch.add_argument("-o", "--output", required=True, help="output directory")
+    _synthesis_options(batch)
+    batch.add_argument("--devices", type=_ranged(int, 1), default=1,
+                       help="spread the items over this many GPUs (one process each); under torchrun leave it out")
     batch.set_defaults(func=cmd_batch)
+
+    ev = sub.add_parser("eval", help="score synthesized wavs: ASR error rates and mel-cepstral distortion",
+                        description="Score DIR/ID.wav for each id|text line of TRANSCRIPT: word and character error "
+                                    "rates of an offline recognizer (pocketsphinx; pip install \"tts[eval]\"), and "
+                                    "mel-cepstral distortion against REFERENCE/ID.wav when given.")
+    ev.add_argument("dir", help="directory of ID.wav files (e.g. a tts batch OUTDIR)")
+    ev.add_argument("transcript", help="id|text lines (a tts batch input, or an LJSpeech metadata.csv)")
+    ev.add_argument("--reference", metavar="DIR", help="directory of reference recordings ID.wav for MCD")
+    ev.add_argument("--no-asr", action="store_true", help="only mel-cepstral distortion (needs --reference)")
+    ev.add_argument("--skip-missing", action="store_true", help="score the ids that have wavs, skip the rest")
+    ev.add_argument("--json", metavar="FILE", help="also write every score to this JSON file")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_eval)
     return parser
 
 
