@@ -1,0 +1,174 @@
+"""tts.eval: error rates on a value table, mel-cepstral distortion, offline ASR, and `tts eval`."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tts.audio import resample_wav
+from tts.cli import main
+from tts.eval import EvalError, Recognizer, error_rates, mel_cepstral_distortion, normalize_for_wer, transcribe
+
+RATE = 16000
+
+
+@pytest.mark.parametrize("text, words", [
+    ("Hello, World!", ["hello", "world"]),
+    ("42 cats", ["forty", "two", "cats"]),
+    ("forty-two cats", ["forty", "two", "cats"]),
+    ("Dr. Smith's car.", ["doctor", "smith's", "car"]),
+    ("read(2) the book", ["read", "the", "book"]),  # pocketsphinx's alternate-pronunciation marker
+    ("...", []),
+])
+def test_normalize_for_wer(text, words):
+    assert normalize_for_wer(text) == words
+
+
+@pytest.mark.parametrize("reference, hypothesis, wer, cer", [
+    ("the cat sat", "the cat sat", 0.0, 0.0),
+    ("The cat sat.", "the cat sat", 0.0, 0.0),  # case and punctuation do not count
+    ("I have 42 cats", "i have forty two cats", 0.0, 0.0),  # nor how a number is written
+    ("the cat sat", "the bat sat", 1 / 3, 1 / 11),  # one substitution
+    ("the cat sat", "the cat", 1 / 3, 4 / 11),  # one deletion (" sat")
+    ("the cat sat", "the cat sat down", 1 / 3, 5 / 11),  # one insertion (" down")
+    ("the cat sat", "", 1.0, 1.0),
+    ("a b", "c d e f", 2.0, 6 / 3),  # insertions push rates over 1
+])
+def test_error_rates_value_table(reference, hypothesis, wer, cer):
+    rates = error_rates([reference], [hypothesis])
+    assert rates["wer"] == pytest.approx(wer) and rates["cer"] == pytest.approx(cer)
+    assert rates["words"] == len(normalize_for_wer(reference))
+    assert rates["chars"] == len(" ".join(normalize_for_wer(reference)))
+
+
+def test_error_rates_are_corpus_level():
+    # 1 error in 1 word and 0 in 9 words: 1/10, not the mean of per-text rates (0.5)
+    rates = error_rates(["yes", "one two three four five six seven eight nine"],
+                        ["no", "one two three four five six seven eight nine"])
+    assert rates["wer"] == pytest.approx(0.1) and rates["words"] == 10
+    with pytest.raises(ValueError, match="2 references but 1 hypotheses"):
+        error_rates(["a", "b"], ["a"])
+    with pytest.raises(ValueError, match="no words"):
+        error_rates(["..."], ["hello"])
+
+
+def tone(seconds=1.0, f0=150.0, rate=RATE):
+    """A buzz with harmonics up to 7 kHz, faded in and out: (seconds * rate,) float32."""
+    t = np.arange(int(seconds * rate)) / rate
+    voiced = sum(0.5 / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, int(7000 // f0)))
+    envelope = np.minimum(1.0, 10 * t) * np.minimum(1.0, 10 * (seconds - t))
+    return (voiced * envelope).astype(np.float32)
+
+
+def test_mel_cepstral_distortion():
+    wav = tone()
+    assert mel_cepstral_distortion(wav, wav, RATE) == pytest.approx(0.0, abs=1e-6)
+    delayed = np.concatenate([np.zeros(RATE // 5, np.float32), wav])  # 0.2 s of silence first
+    longer = tone(seconds=1.5)  # the same sound held longer: DTW lines it up
+    near = [mel_cepstral_distortion(x, wav, RATE) for x in (delayed, longer)]
+    higher, much_higher = (mel_cepstral_distortion(tone(f0=f0), wav, RATE) for f0 in (160.0, 260.0))
+    assert max(near) < 2.5 and 3 * max(near) < higher < much_higher, (near, higher, much_higher)
+    assert mel_cepstral_distortion(wav, tone(f0=160.0), RATE) == pytest.approx(higher, rel=0.05)
+    with pytest.raises(ValueError, match="non-empty mono"):
+        mel_cepstral_distortion(np.zeros(0, np.float32), wav, RATE)
+    assert much_higher < mel_cepstral_distortion(np.zeros(RATE, np.float32), wav, RATE) < 1000  # silence: finite
+
+
+def test_missing_pocketsphinx_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # import fails as if not installed
+    with pytest.raises(EvalError, match=r'not installed: pip install "tts\[eval\]"'):
+        transcribe(np.zeros(RATE, np.float32), RATE)
+
+
+def test_transcribe_wants_mono():
+    pytest.importorskip("pocketsphinx")
+    with pytest.raises(ValueError, match=r"mono \(T,\)"):
+        transcribe(np.zeros((2, 16000), np.float32), 16000)
+
+
+def festival(text, path):
+    """Render text with festival's US English SLT voice (as the teacher corpus does); skip without it."""
+    if shutil.which("text2wave") is None:
+        pytest.skip("festival is not installed (apt-get install festival festvox-us-slt-hts)")
+    result = subprocess.run(["text2wave", "-eval", "(voice_cmu_us_slt_arctic_hts)", "-o", str(path)], input=text,
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode or "SIOD ERROR" in result.stderr or not path.is_file():
+        pytest.skip(f"festival could not render with its SLT voice: {result.stderr.strip()[:200]}")
+    return path
+
+
+def test_transcribe_a_rendered_sentence(tmp_path):
+    pytest.importorskip("pocketsphinx")
+    text = "Good morning to you all."
+    wav, rate = sf.read(festival(text, tmp_path / "a.wav"), dtype="float32")
+    recognizer = Recognizer()
+    heard = recognizer(wav, rate)
+    assert error_rates([text], [heard])["wer"] <= 0.4, heard
+    # the same clip at another sample rate, through the same (reused) recognizer
+    heard = recognizer(resample_wav(wav, rate, 22050), 22050)
+    assert error_rates([text], [heard])["wer"] <= 0.4, heard
+
+
+@pytest.fixture
+def scored(tmp_path):
+    """DIR with two generated wavs at 22.05 kHz, references at 16 kHz, and a transcript."""
+    out, ref = tmp_path / "out", tmp_path / "ref"
+    out.mkdir()
+    ref.mkdir()
+    for n, uid in enumerate(["a", "b"]):
+        sf.write(out / f"{uid}.wav", tone(f0=140 + 40 * n, rate=22050), 22050)
+        sf.write(ref / f"{uid}.wav", tone(f0=140 + 40 * n), RATE)
+    transcript = tmp_path / "t.csv"
+    transcript.write_text("a|Hello world.\nb|Forty two.\n")
+    return out, ref, transcript
+
+
+def test_eval_command(scored, tmp_path, capsys):
+    pytest.importorskip("pocketsphinx")
+    out, ref, transcript = scored
+    report = tmp_path / "scores.json"
+    assert main(["eval", str(out), str(transcript), "--reference", str(ref), "--json", str(report), "-q"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "id\twer\tcer\tmcd_db\theard" and [line.split("\t")[0] for line in lines[1:3]] == ["a", "b"]
+    assert lines[-1].startswith("2 files: WER ") and "of 4 words" in lines[-1] and "MCD " in lines[-1]
+    saved = json.loads(report.read_text())
+    assert saved["summary"]["words"] == 4 and saved["summary"]["mcd"] < 2.0  # the same tones, resampled
+    assert [item["id"] for item in saved["items"]] == ["a", "b"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{out}", "{tmp}/none.csv"], "input {tmp}/none.csv does not exist"),
+    (["{tmp}/nodir", "{transcript}"], "is not a directory"),
+    (["{out}", "{plain}"], "expected id|text lines"),
+    (["{out}", "{more}"], "1 of 3 transcript ids have no wav in {out} (first: c); pass --skip-missing"),
+    (["{out}", "{transcript}", "--no-asr"], "nothing to measure"),
+    (["{out}", "{transcript}", "--reference", "{tmp}/noref"], "--reference {tmp}/noref is not a directory"),
+])
+def test_eval_bad_inputs_are_one_line_exit_1(scored, tmp_path, capsys, argv, message):
+    out, ref, transcript = scored
+    (tmp_path / "plain.txt").write_text("Just text.\n")
+    (tmp_path / "more.csv").write_text(transcript.read_text() + "c|Not rendered.\n")
+    names = {"{out}": out, "{tmp}": tmp_path, "{transcript}": transcript, "{plain}": tmp_path / "plain.txt",
+             "{more}": tmp_path / "more.csv"}
+
+    def fill(text):
+        for key, value in names.items():
+            text = text.replace(key, str(value))
+        return text
+
+    assert main(["eval", *map(fill, argv), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and fill(message) in err, err
+
+
+def test_eval_skip_missing_and_mcd_only(scored, tmp_path, capsys):
+    out, ref, transcript = scored
+    more = tmp_path / "more.csv"
+    more.write_text(transcript.read_text() + "c|Not rendered.\n")
+    assert main(["eval", str(out), str(more), "--reference", str(ref), "--no-asr", "--skip-missing", "-q"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("2 files, 1 skipped without a wav: MCD ") and "WER" not in last
