@@ -68,6 +68,16 @@ class BatchSettings:
     speed: float = 1.0
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        from tts.synth import VOCODERS, SynthesisError, check_silence, check_speed
+
+        if self.vocoder not in VOCODERS:
+            raise SynthesisError(f"unknown vocoder {self.vocoder!r}; use {', '.join(VOCODERS)}")
+        if self.batch_size < 1:
+            raise SynthesisError(f"batch size must be at least 1, got {self.batch_size}")
+        check_speed(self.speed)
+        check_silence(self.sentence_silence)
+
 
 def read_items(path: os.PathLike | str, *, require_ids: bool = False) -> list[BatchItem]:
     """Items of an input file, in file order. Problems of single lines (bad JSON, an unsafe or
@@ -217,9 +227,10 @@ def _speak(voice, texts: list[str], settings: BatchSettings) -> list:
 
 
 def _error_line(err: Exception) -> str:
-    message = (str(err).splitlines() or [""])[0]
+    """One line for the manifest: a text's own message, or the exception type and first line."""
     from tts.text import TextError
 
+    message = (str(err).splitlines() or [""])[0]
     return message if isinstance(err, TextError) else f"{type(err).__name__}: {message}"
 
 
@@ -258,7 +269,7 @@ def run_batch(voice, items: Sequence[BatchItem], outdir: Path, settings: BatchSe
                 continue
             result.save(outdir / f"{item.id}.wav")
             append_manifest(outdir, {"id": item.id, "path": f"{item.id}.wav", "seconds": round(result.seconds, 3),
-                                     "rtf": round(compute / audio_seconds, 4), "error": None})
+                                     "rtf": round(compute / max(audio_seconds, 1e-9), 4), "error": None})
             counts["done"] += 1
             counts["seconds"] += result.seconds
         bar.update(len(group))
@@ -315,7 +326,15 @@ def run_devices(items: Sequence[BatchItem], outdir: Path, settings: BatchSetting
                               + ("" if visible else " (on a CPU-only machine leave --devices out)"))
     if settings.device is not None:
         raise BatchInputError("--devices N puts process k on cuda:k; leave --device out")
-    mp.spawn(_spawned, args=(list(items), Path(outdir), settings, devices), nprocs=devices, join=True)
+    from tts.api import Synthesizer
+
+    Synthesizer.load(settings.voice, device="cpu", vocoder=settings.vocoder)  # a bad voice fails here, once
+    try:
+        mp.spawn(_spawned, args=(list(items), Path(outdir), settings, devices), nprocs=devices, join=True)
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:  # the message ends with the cause
+        last = [line for line in str(err).splitlines() if line.strip()][-1]
+        raise BatchInputError(f"a process failed ({last.strip()}); finished items are kept, "
+                              f"run the same command to go on") from None
 
 
 def summarize(items: Sequence[BatchItem], outdir: Path) -> dict:

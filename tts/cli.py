@@ -166,7 +166,8 @@ def cmd_batch(args: argparse.Namespace) -> int:
     if world > 1 and args.devices > 1:
         raise UserError(f"--devices {args.devices} starts its own processes; under a launcher (WORLD_SIZE={world}) "
                         f"leave it out")
-    before = batch.pending(items, outdir)
+    mine = batch.shard(items, rank, world)
+    before = batch.pending(mine, outdir)
     began = time.perf_counter()
     try:
         if args.devices > 1:
@@ -180,10 +181,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
               f"run the same command to go on", file=sys.stderr)
         return 130
     elapsed = time.perf_counter() - began
-    summary = batch.summarize(before if world == 1 else batch.shard(before, rank, world), outdir)
+    summary = batch.summarize(before, outdir)
     share = f"rank {rank} of {world}: " if world > 1 else ""
     if not args.quiet:
-        print(f"{share}{summary['done']} written, {summary['failed']} failed, {len(items) - len(before)} already done: "
+        print(f"{share}{summary['done']} written, {summary['failed']} failed, {len(mine) - len(before)} already done: "
               f"{summary['seconds']:.1f} s of audio in {elapsed:.1f} s ({summary['seconds'] / elapsed:.2f} s of audio "
               f"per second); manifest: {outdir / batch.MANIFEST}", file=sys.stderr)
     if summary["failed"]:
@@ -198,6 +199,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from tts.eval import evaluate
 
+    if args.json == "-":
+        raise UserError("--json needs a file name (the table already goes to stdout)")
     if args.json:
         check_output_file(args.json)
     scores, summary = evaluate(Path(args.dir), Path(args.transcript), reference_dir=args.reference,
@@ -325,6 +328,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command in ("synth", "batch", "eval"):
+        # OpenMP threads that spin while they wait (the default) starve the threads doing the work when
+        # torch and the Numba WaveNet kernel share a process, or other jobs share the cores: synthesis
+        # measured 10-20x slower on two busy cores (docs/synthesis.md). It must be set before torch
+        # loads, which these commands do later; a value the user set wins.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="tts: %(levelname)s: %(message)s" if args.verbose else "%(message)s")
     try:
