@@ -134,8 +134,9 @@ def mel_cepstral_distortion(wav: np.ndarray, reference: np.ndarray, sample_rate:
 
     Leading and trailing silence (40 dB below the peak) is trimmed from both. Per aligned frame
     pair 10 / ln 10 * sqrt(2 * sum_d (c_d - c'_d)^2) over mel cepstra c1..c24 (orthonormal DCT of
-    natural-log mel amplitudes, 40 bands, ~46 ms windows), averaged over the warping path. 0 for identical audio; compare values only with values from this function (other
-    tools use other cepstra and frame settings).
+    natural-log mel amplitudes, 40 bands, ~46 ms windows), averaged over the warping path. 0 for
+    identical audio; compare values only with values from this function (other tools use other
+    cepstra and frame settings).
     """
     import librosa
 
@@ -193,8 +194,10 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
     missing = [item.id for item in items if any(not (folder / f"{item.id}.wav").is_file() for folder in folders)]
     if missing and not skip_missing:
         raise EvalError(f"{len(missing)} of {len(items)} transcript ids have no wav in "
-                        f"{' or '.join(map(str, folders))} (first: {missing[0]}); pass --skip-missing to score the rest")
-    items = [item for item in items if item.id not in set(missing)]
+                        f"{' or '.join(map(str, folders))} (first: {missing[0]}); "
+                        f"pass --skip-missing to score the rest")
+    skipped = set(missing)
+    items = [item for item in items if item.id not in skipped]
     if not items:
         raise EvalError("no transcript id has a wav to score")
 

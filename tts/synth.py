@@ -267,7 +267,8 @@ def save_mel_plot(speech: Speech, path: Union[str, Path], *, hop_length: int, lo
     seconds = image.shape[1] * hop_length / speech.sample_rate
     fig = Figure(figsize=(min(40.0, 4.0 + seconds), 3.5), dpi=90)
     ax = fig.add_subplot(1, 1, 1)
-    shown = ax.imshow(image, aspect="auto", origin="lower", interpolation="none", extent=(0, seconds, 0, image.shape[0]))
+    shown = ax.imshow(image, aspect="auto", origin="lower", interpolation="none",
+                      extent=(0, seconds, 0, image.shape[0]))
     ax.set_xlabel("seconds")
     ax.set_ylabel("mel bin")
     ax.set_title(f"mel spectrogram (log), {len(speech.mels)} sentence(s)")
