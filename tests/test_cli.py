@@ -144,7 +144,7 @@ def test_synth_plots_progress_and_summary(tiny_voice, tmp_path, capsys, caplog):
     for plot in (mel, alignment):
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     err = capsys.readouterr().err
-    assert "6/6" in err and "sentence" in err  # the progress bar over sentences
+    assert "0/6 [" in err and "sentence/s" in err  # the progress bar over sentences (its first frame)
     assert "6 of 6 sentence(s) ran to the length bound" in caplog.text  # a random voice never stops
     last = err.strip().splitlines()[-1]
     seconds = sf.info(str(out)).duration
