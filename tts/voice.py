@@ -218,7 +218,10 @@ class Voice:
                progress: bool = False) -> list[np.ndarray]:
         """Mels (n_mels, T_i) -> waveforms (T_i * hop,) float32 in [-1, 1]."""
         if vocoder == "auto":
-            vocoder = "wavenet" if self.vocoder is not None else "griffinlim"
+            # A card may name the vocoder that measured clearer (an under-trained WaveNet is worse
+            # than Griffin-Lim); otherwise a voice's own WaveNet is preferred.
+            preferred = self.card.get("default_vocoder", "wavenet")
+            vocoder = "wavenet" if preferred == "wavenet" and self.vocoder is not None else "griffinlim"
         if vocoder == "griffinlim":
             return [self._griffin_lim(mel, seed) for mel in mels]
         if vocoder != "wavenet":
