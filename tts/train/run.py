@@ -12,10 +12,8 @@ Running the same command again continues each unfinished stage from its last che
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -25,6 +23,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
+from tts.audio import atomic_write
 from tts.config import ConfigError, Recipe, recipe_to_dict
 from tts.data import CorpusDataModule, load_item, prepare_corpus, read_metadata
 from tts.voice import export_part, read_card
@@ -42,16 +41,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Optional[Any] = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(checkpoint, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()  # serialised in memory first: a failure leaves nothing on disk
+        torch.save(checkpoint, buffer)
+        atomic_write(path, buffer.getvalue())
 
 
 class SaveOnInterrupt(Callback):
@@ -93,7 +85,6 @@ def _check_compatible(run_dir: Path, recipe: Recipe) -> None:
 def _save_recipe(run_dir: Path, recipe: Recipe) -> None:
     from omegaconf import OmegaConf
 
-    from tts.audio import atomic_write
 
     atomic_write(run_dir / "recipe.yaml", OmegaConf.to_yaml(OmegaConf.create(recipe_to_dict(recipe))).encode())
 
