@@ -85,7 +85,6 @@ def _check_compatible(run_dir: Path, recipe: Recipe) -> None:
 def _save_recipe(run_dir: Path, recipe: Recipe) -> None:
     from omegaconf import OmegaConf
 
-
     atomic_write(run_dir / "recipe.yaml", OmegaConf.to_yaml(OmegaConf.create(recipe_to_dict(recipe))).encode())
 
 
