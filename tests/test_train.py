@@ -76,3 +76,26 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert torch.load(path, weights_only=False)["global_step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_concurrent_card_updates_keep_every_part(tmp_path):
+    # The acoustic and vocoder stages of one run may be trained side by side and export into the
+    # same voice.json: each read-modify-write holds the card's lock, so no update is lost.
+    import threading
+
+    from tts.voice import update_card
+
+    start = threading.Barrier(2)
+
+    def bump(part):
+        start.wait()
+        for _ in range(100):
+            update_card(tmp_path, lambda card: card.update({part: card.get(part, 0) + 1}))
+
+    threads = [threading.Thread(target=bump, args=(part,)) for part in ("acoustic", "vocoder")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    card = json.loads((tmp_path / "voice.json").read_text())
+    assert card["acoustic"] == 100 and card["vocoder"] == 100

@@ -16,7 +16,7 @@ import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -63,11 +63,28 @@ def export_part(voice_dir: Path, part: str, model: torch.nn.Module, *, audio: Au
     state = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
              for name, tensor in model.state_dict().items()}
     atomic_write(voice_dir / f"{part}.safetensors", save(state))
-    card = read_card(voice_dir) if (voice_dir / CARD).is_file() else {"format": CARD_FORMAT}
-    if symbols is not None:
-        card["symbols"] = symbols
-    card[part] = {"audio": asdict(audio), "config": asdict(config), "steps": int(steps), "file": f"{part}.safetensors"}
-    write_card(voice_dir, card)
+
+    def record(card: dict) -> None:
+        if symbols is not None:
+            card["symbols"] = symbols
+        card[part] = {"audio": asdict(audio), "config": asdict(config), "steps": int(steps),
+                      "file": f"{part}.safetensors"}
+
+    update_card(voice_dir, record)
+
+
+def update_card(voice_dir: Path, change: Callable[[dict], None]) -> dict:
+    """Read the card (a new one if there is none), apply ``change`` to it in place and write it
+    back, holding a lock file beside it: the two stages of a run, trained side by side, export into
+    the same card, and neither may lose the other's part. Returns the card as written."""
+    from filelock import FileLock
+
+    voice_dir = Path(voice_dir)
+    with FileLock(voice_dir / f".{CARD}.lock"):
+        card = read_card(voice_dir) if (voice_dir / CARD).is_file() else {"format": CARD_FORMAT}
+        change(card)
+        write_card(voice_dir, card)
+    return card
 
 
 def write_untrained_voice(voice_dir: Path, recipe, *, seed: int = 0) -> Path:
