@@ -13,7 +13,6 @@ This is the one synthesis path: the Python API (tts.api), `tts synth` and `tts b
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import re
 from dataclasses import dataclass
@@ -237,21 +236,11 @@ def synthesize_texts(voice, texts: Sequence[str], *, vocoder: str = "auto", seed
     return spoken
 
 
-def _png(fig, path: Union[str, Path]) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    from tts.audio import atomic_write
-
-    buffer = io.BytesIO()
-    FigureCanvasAgg(fig)  # attaches an Agg canvas: pyplot's global state is never touched
-    fig.savefig(buffer, format="png")
-    atomic_write(Path(path), buffer.getvalue())
-
-
 def save_mel_plot(speech: Speech, path: Union[str, Path], *, hop_length: int, log_floor: float) -> None:
     """PNG of the whole utterance's mel as vocoded: the chunks' (n_mels, T_i) mels side by side with
     the sentence silences between them; time in seconds across, mel bin up."""
-    from matplotlib.figure import Figure
+    from tts.audio import atomic_write
+    from tts.plot import draw_mel, figure, png_bytes
 
     if not speech.mels:
         raise ValueError("this Speech was made without details=True; it has no mels to plot")
@@ -265,38 +254,29 @@ def save_mel_plot(speech: Speech, path: Union[str, Path], *, hop_length: int, lo
         columns.append(mel.numpy())
     image = np.concatenate(columns, axis=1)
     seconds = image.shape[1] * hop_length / speech.sample_rate
-    fig = Figure(figsize=(min(40.0, 4.0 + seconds), 3.5), dpi=90)
+    fig = figure(min(40.0, 4.0 + seconds), 3.5, dpi=90)
     ax = fig.add_subplot(1, 1, 1)
-    shown = ax.imshow(image, aspect="auto", origin="lower", interpolation="none",
-                      extent=(0, seconds, 0, image.shape[0]))
-    ax.set_xlabel("seconds")
-    ax.set_ylabel("mel bin")
-    ax.set_title(f"mel spectrogram (log), {len(speech.mels)} sentence(s)")
-    fig.colorbar(shown, ax=ax)
-    fig.tight_layout()
-    _png(fig, path)
+    fig.colorbar(draw_mel(ax, image, f"mel spectrogram (log), {len(speech.mels)} sentence(s)", seconds=seconds), ax=ax)
+    atomic_write(Path(path), png_bytes(fig))
 
 
 def save_alignment_plot(speech: Speech, path: Union[str, Path]) -> None:
-    """PNG of the attention alignment of each chunk (decoder step across, input symbol up): a clean
-    diagonal is a healthy voice; a smear or a line that stalls is where it mumbled or skipped."""
-    from matplotlib.figure import Figure
+    """PNG of the attention alignment of each chunk (tts.plot.draw_alignment), the first
+    PLOTTED_SENTENCES of them."""
+    from tts.audio import atomic_write
+    from tts.plot import draw_alignment, figure, png_bytes
 
     if not speech.alignments:
         raise ValueError("this Speech was made without details=True; it has no alignments to plot")
     shown = speech.alignments[:PLOTTED_SENTENCES]
     columns = min(3, len(shown))
     rows = -(-len(shown) // columns)
-    fig = Figure(figsize=(4.5 * columns, 3.2 * rows + 0.4), dpi=80)
+    fig = figure(4.5 * columns, 3.2 * rows + 0.4, dpi=80)
     for k, alignment in enumerate(shown):
-        ax = fig.add_subplot(rows, columns, k + 1)
-        ax.imshow(alignment.numpy().T, aspect="auto", origin="lower", interpolation="none", vmin=0.0, vmax=1.0)
         reason = "stopped" if speech.stop_reasons[k] == "stop" else "ran to the length bound"
         sentence = speech.sentences[k] if len(speech.sentences[k]) <= 40 else speech.sentences[k][:37] + "..."
-        ax.set_title(f"{k + 1}. {sentence}\n{reason}", fontsize=8)
-        ax.set_xlabel("decoder step", fontsize=8)
-        ax.set_ylabel("symbol", fontsize=8)
+        draw_alignment(fig.add_subplot(rows, columns, k + 1), alignment.numpy(), f"{k + 1}. {sentence}\n{reason}",
+                       fontsize=8)
     if len(speech.alignments) > len(shown):
         fig.suptitle(f"the first {len(shown)} of {len(speech.alignments)} sentences")
-    fig.tight_layout()
-    _png(fig, path)
+    atomic_write(Path(path), png_bytes(fig))

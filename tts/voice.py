@@ -11,7 +11,6 @@ Loading reads JSON and safetensors only; nothing is unpickled.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from dataclasses import asdict

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Union
+from typing import Union
 
 import lightning as L
 import numpy as np
@@ -237,40 +237,23 @@ class TacotronSystem(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
 
-def _render(fig: Any) -> np.ndarray:
-    """A matplotlib Figure -> (H, W, 3) uint8, through the Agg canvas (pyplot's global state untouched)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[:, :, :3].copy()
-
-
 def _plot_alignments(alignments: list[np.ndarray], titles: list[str]) -> np.ndarray:
-    """(T_dec, L) arrays side by side: decoder step across, symbol up."""
-    from matplotlib.figure import Figure
+    """(T_dec, L) arrays side by side."""
+    from tts.plot import draw_alignment, figure, rgb_array
 
-    fig = Figure(figsize=(5 * len(alignments), 4), dpi=80)
+    fig = figure(5 * len(alignments), 4, dpi=80)
     for k, (alignment, title) in enumerate(zip(alignments, titles)):
         ax = fig.add_subplot(1, len(alignments), k + 1)
-        image = ax.imshow(alignment.T, aspect="auto", origin="lower", interpolation="none", vmin=0.0, vmax=1.0)
-        ax.set_xlabel("decoder step")
-        ax.set_ylabel("symbol")
-        ax.set_title(title)
-        fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    return _render(fig)
+        fig.colorbar(draw_alignment(ax, alignment, title), ax=ax)
+    return rgb_array(fig)
 
 
 def _plot_mels(mels: list[np.ndarray], titles: list[str]) -> np.ndarray:
     """(n_mels, T) arrays stacked vertically."""
-    from matplotlib.figure import Figure
+    from tts.plot import draw_mel, figure, rgb_array
 
-    fig = Figure(figsize=(8, 2.5 * len(mels)), dpi=80)
+    fig = figure(8, 2.5 * len(mels), dpi=80)
     for k, (mel, title) in enumerate(zip(mels, titles)):
         ax = fig.add_subplot(len(mels), 1, k + 1)
-        image = ax.imshow(mel, aspect="auto", origin="lower", interpolation="none")
-        ax.set_title(title)
-        fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    return _render(fig)
+        fig.colorbar(draw_mel(ax, mel, title), ax=ax)
+    return rgb_array(fig)
