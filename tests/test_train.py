@@ -99,3 +99,26 @@ def test_concurrent_card_updates_keep_every_part(tmp_path):
         thread.join()
     card = json.loads((tmp_path / "voice.json").read_text())
     assert card["acoustic"] == 100 and card["vocoder"] == 100
+
+
+@pytest.mark.parametrize("raised", ["sigterm", "worker_killed"])
+def test_terminated_training_exits_143(tmp_path, raised):
+    # SIGTERM (a scheduler, `kill`, `timeout`) saves last.ckpt through SaveOnInterrupt; the process
+    # must then exit 128 + SIGTERM, not 0 as Lightning's SystemExit would.
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from tts.train.run import _fit
+
+    class Terminated:
+        received_sigterm, is_global_zero = True, True
+
+        def fit(self, *args, **kwargs):
+            raise SIGTERMException() if raised == "sigterm" else RuntimeError("DataLoader worker is killed")
+
+    with pytest.raises(SystemExit) as exit_info:
+        _fit(Terminated(), None, None, tmp_path, "acoustic")
+    assert exit_info.value.code == 143
+
+    Terminated.received_sigterm = False  # any other failure is left as it is
+    with pytest.raises(SIGTERMException if raised == "sigterm" else RuntimeError):
+        _fit(Terminated(), None, None, tmp_path, "acoustic")

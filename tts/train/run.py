@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -141,7 +142,15 @@ def _fit(trainer: L.Trainer, system: L.LightningModule, datamodule: CorpusDataMo
         if trainer.is_global_zero:
             print(f"{stage}: resuming from {last} at step {step}", flush=True)
         ckpt_path = str(last)
-    trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    try:
+        trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
+    except BaseException:
+        # Lightning turns SIGTERM into a SystemExit with status 0, and when the signal went to the
+        # whole process group a killed data worker surfaces as a RuntimeError first; either way
+        # SaveOnInterrupt has saved last.ckpt, and the exit status must still say "terminated".
+        if getattr(trainer, "received_sigterm", False):
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
     trainer.save_checkpoint(last)
 
 
