@@ -37,7 +37,7 @@ LOG_SCALE_MIN = -16.0
 # Frames of context each side that the upsampler's output for one frame can depend on.
 CONTEXT_FRAMES = 2
 GOLDEN = 0x9E3779B97F4A7C15  # splitmix64 increment
-BACKENDS = ("auto", "torch", "fast")
+BACKENDS = ("auto", "torch", "fast", "triton")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -421,8 +421,9 @@ class WaveNet(nn.Module):
         float32 on mel's device; samples past each utterance's lengths * hop are zero.
 
         backend "fast": the Numba CPU kernel (tts.models.wavenet_fast); "torch": cached incremental
-        generation with torch ops (any device; CUDA-graph captured on CUDA); "auto": fast for CPU
-        tensors, torch otherwise. The same seed gives the same random draws on either backend.
+        generation with torch ops (any device; CUDA-graph captured on CUDA); "triton": the persistent
+        GPU kernel (tts.models.wavenet_triton; CUDA only, mu-law models with kernel size 2); "auto":
+        fast for CPU tensors, torch otherwise. The same seed gives the same random draws on every backend.
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -445,6 +446,10 @@ class WaveNet(nn.Module):
 
             wav = generate_fast(self, mel, lengths, temperature=temperature, seed=seed, progress=progress)
             return torch.from_numpy(wav).to(mel.device)
+        if backend == "triton":
+            from tts.models.wavenet_triton import TritonSampler
+
+            return TritonSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
         return TorchSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
 
 
