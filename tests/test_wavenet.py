@@ -243,3 +243,16 @@ def test_overfit_periodic_wave(tmp_path):
         distance = spectral_distance(wav[256:], target[256:])
         assert distance < 8.0, (seed, temperature, distance, untrained)
     assert untrained > 12.0
+
+
+def test_fast_sampler_leaves_torch_thread_count_alone(batch):
+    # Numba's OpenMP layer resets the process's OpenMP thread count; a training process started with
+    # one thread validates with this sampler and must keep one.
+    _, mel = batch
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        tiny().generate(mel, seed=0, backend="fast")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)

@@ -23,6 +23,7 @@ processes load it in under a second.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Optional
 
@@ -336,6 +337,11 @@ class FastWaveNet:
         as floats, or samples), for teacher-forced checks; ``record`` keeps every step's output.
         ``threads``: groups to split the batch into (default: Numba's thread count).
         """
+        with _kernel_threads():  # from the first Numba call, which starts its thread pool
+            return self._run(mel, lengths, temperature=temperature, seed=seed, progress=progress, forced=forced,
+                             record=record, threads=threads)
+
+    def _run(self, mel, lengths, *, temperature, seed, progress, forced, record, threads):
         import numba
         from tqdm import tqdm
 
@@ -361,8 +367,7 @@ class FastWaveNet:
         groups = np.linspace(0, B, n_groups + 1).round().astype(np.int64)
         end = int(ends.max()) if B else 0
         chunk_frames = max(1, CHUNK_SAMPLES // hop)
-        with _one_blas_thread(), tqdm(total=end, unit="sample", unit_scale=True, disable=not progress,
-                                      desc="wavenet") as bar:
+        with tqdm(total=end, unit="sample", unit_scale=True, disable=not progress, desc="wavenet") as bar:
             for f0 in range(0, -(-end // hop), chunk_frames):
                 f1 = min(frames, f0 + chunk_frames)
                 P = model.project_frames(padded[:, :, f0: f1 + 2 * CONTEXT_FRAMES], self.cond_weight)
@@ -377,16 +382,23 @@ class FastWaveNet:
         return out[inverse], (logits[inverse] if record else None)
 
 
-def _one_blas_thread():
-    """Keep BLAS single-threaded inside the kernel: each Numba thread already owns a core, and
-    OpenBLAS threads spinning beside them slow a batch down several times."""
+@contextlib.contextmanager
+def _kernel_threads():
+    """Around the kernel: BLAS held to one thread (each Numba thread already owns a core, and
+    OpenBLAS threads spinning beside them slow a batch down several times), and torch's thread
+    count put back afterwards: Numba's OpenMP layer sets the process's OpenMP thread count to its
+    own (every core), which silently gave torch a second thread in a training process started with
+    OMP_NUM_THREADS=1 (the vocoder validates with this sampler) and starved the process beside it."""
+    torch_threads = torch.get_num_threads()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # a transitive dependency (librosa -> scikit-learn); without it, run as is
-        import contextlib
-
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+        threadpool_limits = None
+    try:
+        with threadpool_limits(limits=1, user_api="blas") if threadpool_limits else contextlib.nullcontext():
+            yield
+    finally:
+        torch.set_num_threads(torch_threads)
 
 
 def generate_fast(model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
