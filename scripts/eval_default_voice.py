@@ -9,9 +9,12 @@
   the teacher's length), repeated (attention jumped back two or more symbols, or the audio is over
   1.6x the teacher's length).
 - Speed: wall time of `tts synth` for a 10-word sentence in a fresh process (cold start: imports,
-  loading, the sampling kernel from its cache) and its real-time factor.
+  loading, the sampling kernel from its cache) and its real-time factor, with WaveNet and with
+  Griffin-Lim.
 
-With --update-card the figures go into the voice's card under "metrics". Last line: JSON.
+With --update-card the figures go into the voice's card under "metrics", and the card's
+"default_vocoder" (what `tts synth` uses unless told) becomes Griffin-Lim if the ASR understood it
+better than WaveNet, else WaveNet. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -50,10 +53,10 @@ def robustness(result: dict, teacher_seconds: float, hop_seconds: float) -> str:
     return "ok"
 
 
-def cold_synth(voice_dir: Path | None, text: str) -> dict:
+def cold_synth(voice_dir: Path | None, text: str, vocoder: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.wav"
-        cmd = [sys.executable, "-m", "tts.cli", "synth", text, "-o", str(out), "-q", "--seed", "0"]
+        cmd = [sys.executable, "-m", "tts.cli", "synth", text, "-o", str(out), "-q", "--seed", "0", "--vocoder", vocoder]
         if voice_dir is not None:
             cmd += ["--voice", str(voice_dir)]
         began = time.perf_counter()
@@ -109,7 +112,8 @@ def main() -> int:
         print(f"{name}: WER {rates[name]['wer']:.3f} CER {rates[name]['cer']:.3f}", file=sys.stderr, flush=True)
 
     counts = {kind: verdicts.count(kind) for kind in ("ok", "early", "repeat", "length_bound")}
-    speed = cold_synth(args.voice, TEN_WORDS)
+    speed = cold_synth(args.voice, TEN_WORDS, "wavenet")
+    speed_griffin = cold_synth(args.voice, TEN_WORDS, "griffinlim")
     metrics = {
         "sentences": len(rows),
         "asr": "pocketsphinx 5 (its bundled US English model), corpus-level WER and CER",
@@ -117,6 +121,7 @@ def main() -> int:
         "wavenet_wer_over_teacher": round(rates["wavenet"]["wer"] / max(rates["teacher"]["wer"], 1e-9), 3),
         "robustness": counts,
         "synth_10_words_cold": speed,
+        "synth_10_words_cold_griffinlim": speed_griffin,
         "audio_seconds": round(sum(len(w) for w in wavenet) / voice.sample_rate, 1),
         "batch_synthesis_wall_s": round(synth_s, 1),
         "machine": f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
@@ -125,6 +130,11 @@ def main() -> int:
         voice_dir = args.voice or DEFAULT_VOICE
         card = read_card(voice_dir)
         card["metrics"] = metrics
+        # `tts synth` (vocoder auto) uses whichever vocoder the ASR understood better.
+        if rates["griffinlim"]["wer"] < rates["wavenet"]["wer"]:
+            card["default_vocoder"] = "griffinlim"
+        else:
+            card.pop("default_vocoder", None)
         write_card(voice_dir, card)
     print(json.dumps(metrics))
     return 0
