@@ -3,7 +3,9 @@
     python3 scripts/eval_default_voice.py --corpus data/teacher --count 50 --update-card
 
 - Intelligibility: pocketsphinx word and character error rates of (a) the teacher's own audio,
-  (b) our voice with WaveNet, (c) our voice with Griffin-Lim on the same mels.
+  (b) our voice with WaveNet, (c) our voice with Griffin-Lim on the same mels, and, to tell the
+  vocoder's share from the acoustic model's, (d) our WaveNet on the teacher's own mels (copy
+  synthesis).
 - Robustness, per sentence, from the inferred alignment: ran to the length bound (the stop token
   never fired), stopped early (attention ended before the last symbols, or the audio is under 0.6x
   the teacher's length), repeated (attention jumped back two or more symbols, or the audio is over
@@ -31,7 +33,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
-from tts.audio import load_wav
+from tts.audio import MelSpectrogram, load_wav
 from tts.eval import error_rates, transcribe
 from tts.voice import DEFAULT_VOICE, Voice, read_card, write_card
 
@@ -80,7 +82,8 @@ def main() -> int:
             if line.strip()][: args.count]
     voice = Voice.load(args.voice, device="cpu")
     hop_seconds = voice.audio.hop_length / voice.sample_rate
-    teacher, wavenet, griffin, verdicts = [], [], [], []
+    teacher, wavenet, griffin, copied, verdicts = [], [], [], [], []
+    to_mel = MelSpectrogram(voice.audio)
     began = time.perf_counter()
     for start in range(0, len(rows), args.batch):
         group = rows[start:start + args.batch]
@@ -92,6 +95,9 @@ def main() -> int:
             wav = load_wav(args.corpus / "wavs" / f"{uid}.wav", voice.audio)
             teacher.append(wav)
             verdicts.append(robustness(result, len(wav) / voice.sample_rate, hop_seconds))
+        with torch.no_grad():
+            truth = [to_mel(torch.from_numpy(wav)) for wav in teacher[start:]]
+        copied += voice.vocode(truth, vocoder="wavenet", seed=0)
         print(f"[{start + len(group)}/{len(rows)}] synthesized", file=sys.stderr, flush=True)
     synth_s = time.perf_counter() - began
 
@@ -105,7 +111,8 @@ def main() -> int:
 
     references = [text for _, text in rows]
     rates = {}
-    for name, wavs in (("teacher", teacher), ("wavenet", wavenet), ("griffinlim", griffin)):
+    for name, wavs in (("teacher", teacher), ("wavenet", wavenet), ("griffinlim", griffin),
+                       ("wavenet_copy_synthesis", copied)):
         hypotheses = [transcribe(wav, voice.sample_rate) for wav in wavs]
         rates[name] = {key: round(value, 4) if isinstance(value, float) else value
                        for key, value in error_rates(references, hypotheses).items()}
@@ -118,6 +125,7 @@ def main() -> int:
         "sentences": len(rows),
         "asr": "pocketsphinx 5 (its bundled US English model), corpus-level WER and CER",
         "teacher": rates["teacher"], "wavenet": rates["wavenet"], "griffinlim": rates["griffinlim"],
+        "wavenet_copy_synthesis": rates["wavenet_copy_synthesis"],
         "wavenet_wer_over_teacher": round(rates["wavenet"]["wer"] / max(rates["teacher"]["wer"], 1e-9), 3),
         "robustness": counts,
         "synth_10_words_cold": speed,
