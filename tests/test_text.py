@@ -208,6 +208,13 @@ def test_data_files_are_checked_against_their_hash():
         read_data_file("no_such_package_xyz", "data.txt", "0" * 64)
 
 
+def test_cmudict_parse_keeps_first_readings_and_drops_comments():
+    text = "read R IY1 D\nread(2) R EH1 D\nzebra Z IY1 B R AH0 # a comment\nzebra Z EH1 B R AH0\n\n"
+    assert g2p_module.parse_cmudict(text) == {"read": ("R", "IY1", "D"), "zebra": ("Z", "IY1", "B", "R", "AH0")}
+    with pytest.raises(DataFileError, match="'odd' has a phoneme outside the symbol set: 'XX9'"):
+        g2p_module.parse_cmudict("odd AA1 XX9\n")
+
+
 def test_data_is_read_once_per_g2p_object(monkeypatch):
     calls = []
     real = g2p_module.read_data_file
