@@ -18,11 +18,12 @@ import torch
 from torch import nn
 
 from tts.config import AudioConfig
+from tts.errors import TTSError
 
 PathLike = Union[str, os.PathLike]
 
 
-class AudioError(ValueError):
+class AudioError(TTSError):
     """A wav file that cannot be used; the message names the file and what to fix."""
 
 

@@ -36,13 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tts.errors import TTSError
+
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.jsonl"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-class BatchInputError(ValueError):
+class BatchInputError(TTSError):
     """The input file or output directory as a whole cannot be used; one line for the user."""
 
 

@@ -15,32 +15,21 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
+from tts.errors import TTSError
+
 log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 1
 EXIT_USAGE = 2
 
 
-class UserError(Exception):
-    """A mistake the user can fix; printed as one line."""
+class UserError(TTSError):
+    """A mistake on the command line (a missing file, an unwritable output); printed as one line."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line instead of usage + message
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean 'the input was wrong', imported only once a command has started."""
-    from tts.config import ConfigError
-
-    errors: list[type[BaseException]] = [UserError, ConfigError]
-    for module, name in (("tts.text", "TextError"), ("tts.audio", "AudioError"), ("tts.voice", "VoiceError"),
-                         ("tts.data", "CorpusError"), ("tts.synth", "SynthesisError"), ("tts.batch", "BatchInputError"),
-                         ("tts.eval", "EvalError")):
-        if module in sys.modules:
-            errors.append(getattr(sys.modules[module], name))
-    return tuple(errors)
 
 
 def _read_text(args: argparse.Namespace) -> str:
@@ -342,7 +331,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("tts: interrupted", file=sys.stderr)
         return 130
     except Exception as err:
-        if isinstance(err, _user_errors()):
+        if isinstance(err, TTSError):
             print(f"tts {args.command}: error: {err}", file=sys.stderr)
             return EXIT_USER_ERROR
         raise

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from tts.errors import TTSError
+
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 STAGES = ("acoustic", "vocoder", "all")
 
 
-class ConfigError(ValueError):
+class ConfigError(TTSError):
     """A recipe or override that does not fit the schema; the message is meant for the user."""
 
 

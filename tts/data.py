@@ -27,13 +27,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from tts.audio import AudioError, MelSpectrogram, atomic_write, load_wav, num_frames
 from tts.config import AudioConfig, DataConfig
+from tts.errors import TTSError
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 1
 
 
-class CorpusError(ValueError):
+class CorpusError(TTSError):
     """A corpus row or layout that cannot be used; the message names the file and the line."""
 
 

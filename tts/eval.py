@@ -19,6 +19,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tts.errors import TTSError
+
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = 'pip install "tts[eval]"'
@@ -29,7 +31,7 @@ SILENCE_DB = 40  # leading and trailing audio this far below the peak is left ou
 _DB = 10.0 / math.log(10.0) * math.sqrt(2.0)  # the usual factor: natural-log cepstra -> dB
 
 
-class EvalError(ValueError):
+class EvalError(TTSError):
     """Evaluation inputs that cannot be used, or a missing optional dependency; one line for the user."""
 
 

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 import numpy as np
 
+from tts.errors import TTSError
+
 if TYPE_CHECKING:
     import torch
 
@@ -42,7 +44,7 @@ MAX_SILENCE = 10.0  # seconds; more is surely a unit mistake (milliseconds given
 PLOTTED_SENTENCES = 30  # an alignment figure shows at most this many sentences
 
 
-class SynthesisError(ValueError):
+class SynthesisError(TTSError):
     """A synthesis setting out of range; the message names the setting and the allowed values."""
 
 

@@ -22,6 +22,7 @@ import torch
 
 from tts.audio import atomic_write
 from tts.config import AudioConfig, ConfigError, TacotronConfig, WaveNetConfig, from_dict
+from tts.errors import TTSError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ PARTS = ("acoustic", "vocoder")
 DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"
 
 
-class VoiceError(ValueError):
+class VoiceError(TTSError):
     """A voice directory that cannot be used; the message says what is missing or inconsistent."""
 
 

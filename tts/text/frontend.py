@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from tts.errors import TTSError
 from tts.text.g2p import G2P
 from tts.text.normalize import Normalizer
 from tts.text.symbols import SymbolTable
 
 
-class TextError(ValueError):
+class TextError(TTSError):
     """Text that cannot be spoken; the message is one line meant for the user."""
 
 
