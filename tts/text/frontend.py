@@ -27,17 +27,20 @@ class Frontend:
         self._g2p = G2P()
         self._normalizer = None
 
-    def _tokens(self, text: str) -> list[str]:
+    def _annotated(self, text: str) -> list[tuple[str, str, str]]:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if not text.strip():
             raise TextError("the text is empty")
         if self._normalizer is None:
             self._normalizer = Normalizer(lexicon=self._g2p.lexicon)
-        tokens = self._normalizer.tokens(text)
-        if not any(any(c.isalpha() for c in token) for token in tokens):
+        annotated = self._normalizer.annotate(text)
+        if not any(any(c.isalpha() for c in token) for token, _, _ in annotated):
             raise TextError(f"nothing speakable in the text: {_quote(text.strip())}")
-        return tokens
+        return annotated
+
+    def _tokens(self, text: str) -> list[str]:
+        return [token for token, _, _ in self._annotated(text)]
 
     def normalize(self, text: str) -> str:
         """Text -> space-separated lowercase words and punctuation tokens (initialisms as capital letters)."""
@@ -52,6 +55,22 @@ class Frontend:
         """Text -> (normalized words, phonemes), what `tts phonemize` prints."""
         tokens = self._tokens(text)
         return " ".join(tokens), self._g2p.phonemize(tokens)
+
+    def explain(self, text: str) -> dict:
+        """Text -> what `tts phonemize --json` prints: the input, the normalized words, the phonemes,
+        and per token its phonemes, the rule class that wrote it and the written text it came from.
+
+        >>> Frontend().explain("On Jan. 5")["tokens"][1]
+        {'token': 'january', 'class': 'date', 'written': 'Jan. 5', 'phonemes': ['JH', 'AE1', 'N', ...]}
+        """
+        annotated = self._annotated(text)
+        tokens = [token for token, _, _ in annotated]
+        pronounced = self._g2p.pronounce(tokens)
+        if len(pronounced) != len(annotated):  # spelled apart by G2P (only without a lexicon): no per-token view
+            annotated = [(token, "letters", token) for token, _ in pronounced]
+        return {"input": text, "words": " ".join(tokens), "phonemes": " ".join(self._g2p.phonemize(tokens)),
+                "tokens": [{"token": token, "class": rule_class, "written": written, "phonemes": phones}
+                           for (token, rule_class, written), (_, phones) in zip(annotated, pronounced)]}
 
     def text_to_ids(self, text: str, symbols: SymbolTable) -> list[int]:
         """Text -> symbol ids of ``symbols`` (a voice's own table), ending with its end-of-sequence id."""

@@ -105,6 +105,77 @@ EXTRA_HOMOGRAPHS = {
 }
 
 
+@dataclass(frozen=True)
+class ContextHomograph:
+    """A homograph part of speech cannot settle (two nouns, or a past tense spelled like a noun):
+    ``pron_cued`` when one of ``before`` is among the two words before it or one of ``after`` among
+    the two after it (punctuation ends the window), unless the word right before is one of
+    ``blocked_by``; else ``pron_other``."""
+
+    pron_cued: tuple[str, ...]
+    pron_other: Optional[tuple[str, ...]]  # None: no cue leaves the choice to part of speech
+    before: frozenset = frozenset()
+    after: frozenset = frozenset()
+    blocked_by: frozenset = frozenset()  # a word right before that settles pron_other ("a wound")
+    reach: int = 2  # how many words after it are looked at
+
+    def pronounce(self, tokens: Sequence[str], i: int) -> Optional[tuple[str, ...]]:
+        def window(indices):
+            out = []
+            for j in indices:
+                if not 0 <= j < len(tokens) or tokens[j] in PUNCTUATION:
+                    break
+                out.append(tokens[j].lower())
+            return out
+
+        previous = window((i - 1,))
+        if previous and previous[0] in self.blocked_by:
+            return self.pron_other
+        cued = any(w in self.before for w in window((i - 1, i - 2))) or \
+            any(w in self.after for w in window(range(i + 1, i + 1 + self.reach)))
+        return self.pron_cued if cued else self.pron_other
+
+
+_SUBJECTS = frozenset("i you he she it we they who which that".split())
+_NOUN_BEFORE = frozenset("a an the this that his her its my your our their no one each every deep open fatal "
+                         "minor serious gunshot stab head old white".split())
+# The past of wind, as opposed to the injury; cued by a subject before or a particle or object after.
+_WOUND_AFTER = frozenset("up down around round back through along it them him her its his their the my our your "
+                         "itself himself herself themselves tightly".split())
+CONTEXT_HOMOGRAPHS = {
+    "bass": ContextHomograph(("B", "AE1", "S"), ("B", "EY1", "S"),
+                             before=frozenset("caught catch catching fish fishing largemouth smallmouth striped "
+                                              "sea grilled fried".split()),
+                             after=frozenset("fishing fish boat boats lake pond fillet fillets".split())),
+    "wound": ContextHomograph(("W", "AW1", "N", "D"), ("W", "UW1", "N", "D"),
+                              before=_SUBJECTS | frozenset("was were had has have been clock spring".split()),
+                              after=_WOUND_AFTER, blocked_by=_NOUN_BEFORE),
+    "dove": ContextHomograph(("D", "OW1", "V"), ("D", "AH1", "V"),
+                             before=_SUBJECTS | frozenset("then and".split()),
+                             after=frozenset("into in under off from down through onto over".split()),
+                             blocked_by=_NOUN_BEFORE),
+    "minute": ContextHomograph(("M", "AY0", "N", "UW1", "T"), ("M", "IH1", "N", "AH0", "T"),
+                               after=frozenset("details detail detailed differences difference changes change "
+                                               "amounts amount quantities traces particles".split())),
+    # Before a noun of roles, "lead" is the adjective (L IY1 D), which the tagger reads as the metal.
+    "lead": ContextHomograph(("L", "IY1", "D"), None,
+                             after=frozenset("singer singers guitarist guitarists vocalist vocals role roles actor "
+                                             "actress author authors story stories investigator character "
+                                             "engineer developer designer negotiator detective scientist "
+                                             "researcher attorney counsel producer dancer car vehicle".split()),
+                             reach=1),
+    "bow": ContextHomograph(("B", "OW1"), ("B", "AW1"),
+                            before=frozenset("tied tie ties tying ribbon violin cello hair cross".split()),
+                            after=frozenset("arrow arrows tie ties string strings hunting hunter".split())),
+    # A rip (T EH1 R) rather than a teardrop when what tore follows.
+    "tear": ContextHomograph(("T", "EH1", "R"), None,
+                             after=frozenset("shirt pants fabric jeans paper sleeve dress sail tent muscle ligament "
+                                             "cloth jacket coat seam".split()), reach=4),
+    "does": ContextHomograph(("D", "OW1", "Z"), ("D", "AH1", "Z"),
+                             before=frozenset("bucks female".split()), after=frozenset("bucks fawns".split()), reach=3),
+}
+
+
 # homographs.en entries whose two pronunciations are the wrong way round: their verb is stressed
 # on the second syllable (to obJECT, to reBEL), yet the file gives the verb the noun's stress.
 SWAPPED_HOMOGRAPHS = frozenset({"object", "rebel", "fragment", "segment", "torment", "imprint", "exploit", "exploits",
@@ -260,9 +331,11 @@ class G2P:
                 out.append(token)
         return out
 
-    def word(self, token: str, penn_tag: str = "NN") -> list[str]:
+    def word(self, token: str, penn_tag: str = "NN", *,
+             context: Optional[tuple[Sequence[str], int]] = None) -> list[str]:
         """One normalized word -> phonemes. Uppercase tokens are initialisms (``FBI``, ``P``, ``Ds``):
-        read from the dictionary if it has them, else spelled out."""
+        read from the dictionary if it has them, else spelled out. ``context`` (all tokens, this
+        one's index) lets the homographs that part of speech cannot settle look at their neighbours."""
         acronym = _ACRONYM.fullmatch(token)
         if acronym and not token.islower():
             letters, suffix = acronym.groups()
@@ -271,6 +344,10 @@ class G2P:
             phones = [p for char in letters for p in self.letter(char)]
             return phones + list(_plural_suffix(phones) if suffix else ())
         token = token.lower()
+        if token in CONTEXT_HOMOGRAPHS and context is not None:
+            phones = CONTEXT_HOMOGRAPHS[token].pronounce(*context)
+            if phones is not None:
+                return list(phones)
         if token in self.homographs:
             return list(self.homographs[token].pronounce(penn_tag))
         if token in self.lexicon:
@@ -282,15 +359,24 @@ class G2P:
         phones = self.model.predict(letters) if letters else []
         return phones or [p for char in letters for p in self.letter(char)]
 
+    def pronounce(self, tokens: Sequence[str]) -> list[tuple[str, list[str]]]:
+        """Normalized tokens -> (token, its phonemes) pairs; a punctuation token is its own phoneme.
+        Uppercase tokens the dictionary lacks are first split into letters (see ``spell``)."""
+        tokens = self.spell(tokens)
+        tags = tag(tokens)
+        out = []
+        for i, (token, penn_tag) in enumerate(zip(tokens, tags)):
+            if token in PUNCTUATION:
+                out.append((token, [token]))
+            else:
+                out.append((token, self.word(token, penn_tag, context=(tokens, i))))
+        return out
+
     def phonemize(self, tokens: Sequence[str]) -> list[str]:
         """Normalized tokens (words and punctuation) -> phonemes, with WORD_BOUNDARY between words."""
         out: list[str] = []
-        tokens = self.spell(tokens)
-        for token, penn_tag in zip(tokens, tag(tokens)):
-            if token in PUNCTUATION:
-                out.append(token)
-                continue
-            if out:
+        for token, phones in self.pronounce(tokens):
+            if token not in PUNCTUATION and out:
                 out.append(WORD_BOUNDARY)
-            out.extend(self.word(token, penn_tag))
+            out.extend(phones)
         return out
