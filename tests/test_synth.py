@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import tts
-from tts.synth import (MAX_CHARS, SynthesisError, change_speed, split_sentences, split_text, synthesize_texts)
+from tts.synth import (MAX_CHARS, SynthesisError, SynthesisSettings, change_speed, split_sentences, split_text,
+                       stream_audio, synthesize_texts)
 from tts.text import TextError
 from tts.voice import Voice, VoiceError
 
@@ -42,6 +43,8 @@ def test_split_text_cuts_long_sentences_at_clauses_then_words():
     assert all(len(c) <= 50 for c in chunks) and " ".join(chunks) == words
     with pytest.raises(SynthesisError, match="max_chars"):
         split_text("Hello.", max_chars=5)
+    with pytest.raises(SynthesisError, match="max_chars"):
+        SynthesisSettings(max_chars=5)
 
 
 def test_change_speed_stretches_time_only():
@@ -162,7 +165,8 @@ def test_python_api(tiny_voice, tmp_path):
     import soundfile as sf
 
     data, rate = sf.read(path, dtype="float32")
-    assert rate == 8000 and len(data) == len(saved.wav)
+    assert rate == 8000 and len(data) == saved.samples == len(speech.wav)
+    np.testing.assert_allclose(data, speech.wav, atol=1 / 32767)
     assert speech._repr_html_().startswith('<audio controls src="data:audio/wav;base64,UklGR')  # "RIFF"
     with pytest.raises(TypeError, match="speak_many takes a list"):
         speaker.speak_many("one text")
@@ -192,3 +196,83 @@ def test_import_tts_stays_light():
     code = "import sys, tts; tts.__version__; print([m for m in ('torch', 'lightning') if m in sys.modules])"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+# --- streaming: plan -> render -> assemble ---------------------------------------------------------
+
+def test_stream_gives_the_same_samples_as_speak(voice):
+    settings = SynthesisSettings(vocoder="griffinlim", seed=2, sentence_silence=0.1)
+    text = "One sentence here. And a second one. A third."
+    (whole,) = synthesize_texts(voice, [text], settings)
+    pieces = list(stream_audio(voice, text, settings))
+    assert len(pieces) == 5  # three sentences and the two silences between them
+    np.testing.assert_array_equal(np.concatenate(pieces), whole.wav)
+    assert not pieces[1].any() and len(pieces[1]) == 800
+
+
+def test_stream_hands_out_audio_window_by_window(voice, monkeypatch):
+    """A text of three windows: the first audio comes after the first window's batches, not after
+    the whole text, and no more than one window of waveforms is ever waiting."""
+    import tts.synth as synth
+
+    settings = SynthesisSettings(vocoder="griffinlim", seed=1, batch_size=2, sentence_silence=0.0)
+    window = synth.window_chunks(settings)
+    text = " ".join(f"Sentence number {n} is here." for n in range(3 * window))
+    calls = []
+    real = synth.render
+
+    def spy(*args, **kwargs):
+        calls.append(len(args[1]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synth, "render", spy)
+    seen_at_first = None
+    count = 0
+    for item in synth.stream(voice, [text], settings):
+        if seen_at_first is None:
+            seen_at_first = sum(calls)
+        assert sum(calls) - count <= window  # rendered but not yet handed out
+        count += 1
+    assert seen_at_first == window and count == 3 * window and max(calls) == 2
+
+
+def test_synthesize_to_file_streams_and_is_all_or_nothing(voice, tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import tts.synth as synth
+
+    settings = SynthesisSettings(vocoder="griffinlim", seed=4, batch_size=2)
+    text = " ".join(f"Sentence number {n} is here." for n in range(20))  # 20 chunks, 3 windows of 8
+    (whole,) = synthesize_texts(voice, [text], settings)
+    out = tmp_path / "long.wav"
+    info = synth.synthesize_to_file(voice, text, out, settings)
+    data, rate = sf.read(out, dtype="float32")
+    assert rate == 8000 and info.samples == len(data) == len(whole.wav) and len(info.sentences) == 20
+    np.testing.assert_allclose(data, np.clip(whole.wav, -1, 1), atol=1 / 32767)
+    assert oct(out.stat().st_mode & 0o777) != "0o600"  # the umask's mode, not mkstemp's
+    before = out.read_bytes()
+    real, calls = synth.render, []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 5:  # after the first window was written
+            raise RuntimeError("boom")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synth, "render", failing)
+    with pytest.raises(RuntimeError, match="boom"):
+        synth.synthesize_to_file(voice, "Other words. " * 20, out, settings)
+    assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["long.wav"]
+
+
+def test_settings_are_checked_once_with_clear_errors():
+    with pytest.raises(SynthesisError, match="seed must be between"):
+        SynthesisSettings(seed=99999999999999999999)
+    with pytest.raises(SynthesisError, match="speed"):
+        SynthesisSettings(speed=float("nan"))
+    with pytest.raises(TypeError, match="speed must be a number"):
+        SynthesisSettings(speed="fast")
+    with pytest.raises(TypeError, match="seed must be an integer"):
+        SynthesisSettings(seed=1.5)
+    with pytest.raises(TypeError, match="either settings or its fields"):
+        synthesize_texts(None, ["x"], SynthesisSettings(), seed=1)

@@ -26,6 +26,7 @@ WORLD_SIZE and LOCAL_RANK instead (``launcher_rank``), so the same command scale
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tts.errors import TTSError
+from tts.synth import SynthesisSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +59,17 @@ class BatchItem:
 
 
 @dataclass(frozen=True)
-class BatchSettings:
-    """How to synthesize: what `tts batch` takes besides INPUT and OUTDIR. Picklable, so that
-    spawned processes get it whole."""
+class BatchSettings(SynthesisSettings):
+    """How to synthesize (tts.synth.SynthesisSettings) plus what else `tts batch` takes besides
+    INPUT and OUTDIR. Picklable, so that spawned processes get it whole; validated on construction."""
 
     voice: Optional[str] = None  # voice or run directory; None: the default voice
-    vocoder: str = "auto"
     device: Optional[str] = None  # None: cuda:LOCAL_RANK when CUDA is there, else cpu
-    seed: Optional[int] = None
-    batch_size: int = 8
-    sentence_silence: float = 0.3
-    speed: float = 1.0
     progress: bool = True
 
-    def __post_init__(self) -> None:
-        from tts.synth import VOCODERS, SynthesisError, check_silence, check_speed
-
-        if self.vocoder not in VOCODERS:
-            raise SynthesisError(f"unknown vocoder {self.vocoder!r}; use {', '.join(VOCODERS)}")
-        if self.batch_size < 1:
-            raise SynthesisError(f"batch size must be at least 1, got {self.batch_size}")
-        check_speed(self.speed)
-        check_silence(self.sentence_silence)
+    @property
+    def synthesis(self) -> SynthesisSettings:
+        return SynthesisSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SynthesisSettings)})
 
 
 def read_items(path: os.PathLike | str, *, require_ids: bool = False) -> list[BatchItem]:
@@ -218,9 +209,7 @@ def _speak(voice, texts: list[str], settings: BatchSettings) -> list:
     from tts.synth import synthesize_texts
 
     try:
-        return synthesize_texts(voice, texts, vocoder=settings.vocoder, seed=settings.seed,
-                                sentence_silence=settings.sentence_silence, speed=settings.speed,
-                                batch_size=settings.batch_size, errors="return")
+        return synthesize_texts(voice, texts, settings.synthesis, errors="return")
     except Exception as err:  # noqa: BLE001 - recorded per item; the run must go on
         if len(texts) == 1:
             return [err]

@@ -100,17 +100,19 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     frontend = Frontend()
     frontend.normalize(text)  # text with nothing speakable fails here, before a model is loaded
-    from tts.api import Synthesizer
-    from tts.synth import save_alignment_plot, save_mel_plot
+    from tts.synth import SynthesisSettings, save_alignment_plot, save_mel_plot, synthesize_to_file
     from tts.voice import Voice
 
+    settings = SynthesisSettings(vocoder=args.vocoder, seed=args.seed, speed=args.speed,
+                                 sentence_silence=args.sentence_silence, batch_size=args.batch_size)
     voice = Voice.load(args.voice, device=args.device, vocoder=args.vocoder != "griffinlim", frontend=frontend)
-    synthesizer = Synthesizer(voice, vocoder=args.vocoder, batch_size=args.batch_size)
+    if args.vocoder == "wavenet" and voice.vocoder is None:
+        raise UserError(f"{voice.path} has no trained vocoder; use --vocoder griffinlim")
     began = time.perf_counter()
-    speech = synthesizer.speak(text, seed=args.seed, speed=args.speed, sentence_silence=args.sentence_silence,
-                               details=bool(args.save_mel or args.save_alignment), progress=not args.quiet)
+    # The audio is written as the sentences finish, so memory does not grow with the text.
+    speech = synthesize_to_file(voice, text, args.output, settings, details=bool(args.save_mel or args.save_alignment),
+                                progress=not args.quiet)
     elapsed = time.perf_counter() - began
-    speech.save(args.output)
     if args.save_mel:
         save_mel_plot(speech, args.save_mel, hop_length=voice.audio.hop_length, log_floor=voice.audio.log_floor)
     if args.save_alignment:
@@ -124,6 +126,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
         where = "stdout" if args.output == "-" else args.output
         print(f"wrote {where}: {speech.seconds:.2f} s of audio ({len(speech.sentences)} sentence(s)) in "
               f"{elapsed:.2f} s, real-time factor {elapsed / max(speech.seconds, 1e-9):.3f}", file=sys.stderr)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tts.server import ServerSettings, serve
+
+    serve(ServerSettings.from_args(args))
     return 0
 
 
@@ -290,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="spread the items over this many GPUs (one process each); under torchrun leave it out")
     batch.set_defaults(func=cmd_batch)
 
+    serve = sub.add_parser("serve", help="a speech server: web page, OpenAI-style HTTP API, Wyoming",
+                           description="Serve voices over HTTP (a web page at /, POST /v1/audio/speech, GET /api/tts, "
+                                       "/health, /metrics) and optionally the Wyoming protocol for Home Assistant. "
+                                       "Needs the server extra: pip install \"tts[server]\".")
+    from tts.server.settings import add_arguments
+
+    add_arguments(serve)
+    serve.set_defaults(func=cmd_serve)
+
     ev = sub.add_parser("eval", help="score synthesized wavs: ASR error rates and mel-cepstral distortion",
                         description="Score DIR/ID.wav for each id|text line of TRANSCRIPT: word and character error "
                                     "rates of an offline recognizer (pocketsphinx; pip install \"tts[eval]\"), and "
@@ -317,7 +335,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    if args.command in ("synth", "batch", "eval"):
+    if args.command in ("synth", "batch", "eval", "serve"):
         # OpenMP threads that spin while they wait (the default) starve the threads doing the work when
         # torch and the Numba WaveNet kernel share a process, or other jobs share the cores: synthesis
         # measured 10-20x slower on two busy cores (docs/synthesis.md). It must be set before torch

@@ -1,98 +1,121 @@
-"""Text of any length -> audio: sentence splitting, batched synthesis, joining with pauses.
+"""Text of any length -> audio, as a generator: plan -> render -> assemble.
 
-Long inputs are cut into sentences, and sentences longer than ``max_chars`` at clause boundaries
-(then between words), so attention never has to cover more than it was trained on and memory stays
-bounded: only ``batch_size`` chunks are in the models at a time, and what is kept between batches is
-each chunk's waveform (plus its mel and alignment when ``details`` is asked for).
+- **plan**: texts are cut into chunks (tts.text.sentences: sentences, over-long ones at clause
+  boundaries) and encoded to symbol ids lazily, a window of ``window_chunks(settings)`` chunks at
+  a time; within a window the chunks are sorted by length and cut into batches of ``batch_size``.
+- **render** (``render``): one batch through Tacotron (Voice.mels_from_ids), the speed change and
+  the vocoder (Voice.vocode) -> one waveform per chunk. The server's scheduler calls the same
+  function on batches it composes from concurrent requests.
+- **assemble**: ``stream`` yields the rendered chunks in text order as each window finishes;
+  ``synthesize_texts`` joins them per text into a Speech, ``stream_audio`` hands one text's audio
+  out piece by piece (silences included) and ``write_wav_stream`` writes it to a file as it comes,
+  so memory stays flat for any text length: only one window's waveforms are held.
+
+The same texts, settings and seed give the same samples through every entry point as long as the
+same chunks share a batch (the prenet noise of a chunk depends on its batch). Texts of at most one
+window (32 chunks at the default batch size) are batched exactly as they were before streaming.
 
 Importing this module loads no torch (the CLI reads its limits while building --help).
-This is the one synthesis path: the Python API (tts.api), `tts synth` and `tts batch` all call
-``synthesize_texts``.
 """
 
 from __future__ import annotations
 
 import base64
 import logging
-import re
+import math
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
 from tts.errors import TTSError
+from tts.text import sentences as _sentences
+from tts.text.sentences import split_sentences
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-# Words after which a full stop does not end a sentence.
-_ABBREVIATIONS = {
-    "dr", "mr", "mrs", "ms", "st", "jr", "sr", "prof", "vs", "etc", "e.g", "i.e", "no", "approx", "mt", "gen",
-    "col", "lt", "sgt", "capt", "rev", "inc", "ltd", "co", "fig", "vol", "jan", "feb", "mar", "apr", "jun", "jul",
-    "aug", "sep", "sept", "oct", "nov", "dec",
-}
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)]*\s+")
-_CLAUSE_END = re.compile(r"(?<=[,;:])\s+|\s+(?=[—–-]\s)")
+__all__ = ["MAX_CHARS", "VOCODERS", "SPEED_RANGE", "MAX_SILENCE", "SynthesisError", "SynthesisSettings", "Chunk",
+           "Rendered", "Speech", "SpeechInfo", "split_sentences", "split_text", "change_speed", "render", "stream",
+           "stream_audio", "synthesize_texts", "write_wav_stream", "save_mel_plot", "save_alignment_plot"]
 
 MAX_CHARS = 250
 VOCODERS = ("auto", "wavenet", "griffinlim")
 SPEED_RANGE = (0.25, 4.0)
 MAX_SILENCE = 10.0  # seconds; more is surely a unit mistake (milliseconds given as seconds)
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit value
 PLOTTED_SENTENCES = 30  # an alignment figure shows at most this many sentences
+WINDOW_BATCHES = 4  # a plan window holds this many batches: the audio held at once while streaming
 
 
 class SynthesisError(TTSError):
     """A synthesis setting out of range; the message names the setting and the allowed values."""
 
 
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``, not cut after abbreviations ("Dr."), initials ("J. Smith") or
-    before a lowercase word."""
-    text = " ".join(text.split())
-    pieces, start = [], 0
-    for match in _SENTENCE_END.finditer(text):
-        before = text[start:match.start()].rstrip("\"'”’)")
-        last_word = before.rsplit(" ", 1)[-1].rstrip(".!?").lower()
-        if before.endswith(".") and (last_word in _ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha())):
-            continue
-        if text[match.end():match.end() + 1].islower():  # "at 5 p.m. on Monday", '"Really?" she asked'
-            continue
-        pieces.append(text[start:match.start()].strip())
-        start = match.end()
-    pieces.append(text[start:].strip())
-    return [p for p in pieces if p]
+def _number(name: str, value, kind: type) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        raise TypeError(f"{name} must be a{'n integer' if kind is int else ' number'}, got {type(value).__name__}")
 
 
-def _split_long(sentence: str, max_chars: int) -> list[str]:
-    if len(sentence) <= max_chars:
-        return [sentence]
-    chunks: list[str] = []
-    for clause in _CLAUSE_END.split(sentence):
-        if chunks and len(chunks[-1]) + 1 + len(clause) <= max_chars:
-            chunks[-1] = f"{chunks[-1]} {clause}"
-        elif len(clause) <= max_chars:
-            chunks.append(clause)
-        else:  # no clause boundary close enough: cut between words
-            current = ""
-            for word in clause.split():
-                if current and len(current) + 1 + len(word) > max_chars:
-                    chunks.append(current)
-                    current = word
-                else:
-                    current = f"{current} {word}".strip()
-            chunks.append(current)
-    return [c for c in chunks if c.strip()]
+def check_speed(speed: float) -> None:
+    _number("speed", speed, float)
+    low, high = SPEED_RANGE
+    if not (math.isfinite(speed) and low <= speed <= high):
+        raise SynthesisError(f"speed must be between {low} and {high}, got {speed}")
+
+
+def check_silence(seconds: float) -> None:
+    _number("sentence silence", seconds, float)
+    if not (math.isfinite(seconds) and 0.0 <= seconds <= MAX_SILENCE):
+        raise SynthesisError(f"sentence silence must be between 0 and {MAX_SILENCE} seconds, got {seconds}")
+
+
+@dataclass(frozen=True)
+class SynthesisSettings:
+    """How to speak, shared by tts synth, tts batch, the Python API and the server. Validated on
+    construction: a value out of range raises SynthesisError, a wrong type TypeError."""
+
+    vocoder: str = "auto"  # auto: the card's preferred vocoder when the voice has it, else Griffin-Lim
+    seed: Optional[int] = None  # prenet dropout, WaveNet draws and Griffin-Lim's phase all follow it
+    speed: float = 1.0  # 1.2 is 20% faster; the mel is stretched in time, so pitch stays
+    sentence_silence: float = 0.3  # seconds between chunks
+    batch_size: int = 8  # chunks per model call
+    max_chars: int = MAX_CHARS  # longest chunk handed to the acoustic model
+
+    def __post_init__(self) -> None:
+        if self.vocoder not in VOCODERS:
+            raise SynthesisError(f"unknown vocoder {self.vocoder!r}; use {', '.join(VOCODERS)}")
+        if self.seed is not None:
+            _number("seed", self.seed, int)
+            if not 0 <= self.seed <= MAX_SEED:
+                raise SynthesisError(f"seed must be between 0 and {MAX_SEED}, got {self.seed}")
+        _number("batch size", self.batch_size, int)
+        if self.batch_size < 1:
+            raise SynthesisError(f"batch size must be at least 1, got {self.batch_size}")
+        _number("max_chars", self.max_chars, int)
+        if self.max_chars < _sentences.MIN_CHARS:
+            raise SynthesisError(f"max_chars must be at least {_sentences.MIN_CHARS}, got {self.max_chars}")
+        check_speed(self.speed)
+        check_silence(self.sentence_silence)
+
+
+def window_chunks(settings: SynthesisSettings) -> int:
+    """Chunks planned (and waveforms held) at a time."""
+    return WINDOW_BATCHES * settings.batch_size
 
 
 def split_text(text: str, max_chars: int = MAX_CHARS) -> list[str]:
-    """Sentences, with over-long ones cut at clause boundaries (then between words), each at most
-    ``max_chars`` long unless a single word is longer."""
-    if max_chars < 20:
-        raise SynthesisError(f"max_chars must be at least 20, got {max_chars}")
-    return [chunk for sentence in split_sentences(text) for chunk in _split_long(sentence, max_chars)]
+    """tts.text.sentences.split_text with the synthesis default limit; a limit under
+    tts.text.sentences.MIN_CHARS raises SynthesisError."""
+    try:
+        return _sentences.split_text(text, max_chars)
+    except ValueError as err:
+        raise SynthesisError(str(err)) from None
 
 
 def change_speed(mel: torch.Tensor, speed: float) -> torch.Tensor:
@@ -107,15 +130,134 @@ def change_speed(mel: torch.Tensor, speed: float) -> torch.Tensor:
     return torch.nn.functional.interpolate(mel[None], size=frames, mode="linear", align_corners=True)[0]
 
 
-def check_speed(speed: float) -> None:
-    low, high = SPEED_RANGE
-    if not low <= speed <= high:
-        raise SynthesisError(f"speed must be between {low} and {high}, got {speed}")
+@dataclass(frozen=True, eq=False)
+class Chunk:
+    """One planned piece of a text: ``position`` is its place among the text's spoken chunks."""
+
+    text_index: int
+    position: int
+    text: str
+    ids: tuple[int, ...]
 
 
-def check_silence(seconds: float) -> None:
-    if not 0.0 <= seconds <= MAX_SILENCE:
-        raise SynthesisError(f"sentence silence must be between 0 and {MAX_SILENCE} seconds, got {seconds}")
+@dataclass(frozen=True, eq=False)
+class Rendered:
+    """A chunk spoken: wav (T,) float32 in [-1, 1]; mel (n_mels, T / hop) as vocoded and alignment
+    (decoder steps, symbols) on the CPU only when details were asked for."""
+
+    chunk: Chunk
+    wav: np.ndarray
+    stop_reason: str
+    mel: Optional[torch.Tensor] = None
+    alignment: Optional[torch.Tensor] = None
+
+
+@dataclass(frozen=True, eq=False)
+class Failure:
+    """A text with nothing speakable: its error, in its place in the stream."""
+
+    text_index: int
+    error: Exception
+
+
+def render(voice, chunks: Sequence[Chunk], *, speeds: Sequence[float], vocoder: str, seed: Optional[int],
+           details: bool = False, progress: bool = False) -> list[Rendered]:
+    """One batch: chunks -> Tacotron as one padded batch -> per-chunk speed change -> the vocoder
+    as one batch. ``speeds`` has one value per chunk (the server batches requests of different
+    speeds together)."""
+    outputs = voice.mels_from_ids([chunk.ids for chunk in chunks], seed=seed)
+    mels = [change_speed(out["mel"], speed) for out, speed in zip(outputs, speeds)]
+    wavs = voice.vocode(mels, vocoder=vocoder, seed=seed, progress=progress)
+    return [Rendered(chunk, wav, out["stop_reason"], mel.cpu() if details else None,
+                     out["alignment"] if details else None)
+            for chunk, wav, out, mel in zip(chunks, wavs, outputs, mels)]
+
+
+def plan(voice, texts: Sequence[str], settings: SynthesisSettings) -> Iterator[Union[Chunk, Failure]]:
+    """Chunks in text order, encoded as they are reached; a Failure after the last chunk of a
+    text that had nothing speakable in it (a chunk with nothing speakable alone is left out)."""
+    from tts.text import TextError
+
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts must be strings, got {type(text).__name__} at position {index}")
+        problem: Exception = TextError("the text is empty")
+        kept = 0
+        for piece in split_text(text, settings.max_chars):
+            try:
+                ids = voice.encode(piece)
+            except TextError as err:  # nothing speakable in this chunk alone; the text may still have some
+                problem = err
+                continue
+            yield Chunk(index, kept, piece, tuple(ids))
+            kept += 1
+        if not kept:
+            yield Failure(index, problem)
+
+
+def stream(voice, texts: Sequence[str], settings: SynthesisSettings, *, errors: str = "raise", details: bool = False,
+           progress: bool = False) -> Iterator[Union[Rendered, Failure]]:
+    """Rendered chunks of every text in text order, one window at a time; a text with nothing
+    speakable raises its TextError (errors="raise") or comes as a Failure (errors="return")."""
+    from tqdm import tqdm
+
+    if errors not in ("raise", "return"):
+        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
+    if isinstance(texts, str):
+        raise TypeError("texts must be a list of strings, not one string")
+    window = window_chunks(settings)
+    total = sum(len(split_text(text, settings.max_chars)) for text in texts if isinstance(text, str))
+    one_batch = total <= settings.batch_size
+    bar = tqdm(total=total, unit="sentence", desc="synth", disable=not progress or one_batch, leave=False)
+
+    def flush(items: list) -> Iterator[Union[Rendered, Failure]]:
+        chunks = [item for item in items if isinstance(item, Chunk)]
+        order = sorted(range(len(chunks)), key=lambda i: len(chunks[i].ids))
+        done: dict[int, Rendered] = {}
+        for start in range(0, len(order), settings.batch_size):
+            group = [chunks[i] for i in order[start:start + settings.batch_size]]
+            for rendered in render(voice, group, speeds=[settings.speed] * len(group), vocoder=settings.vocoder,
+                                   seed=settings.seed, details=details, progress=progress and one_batch):
+                done[id(rendered.chunk)] = rendered
+            bar.update(len(group))
+        for item in items:
+            if isinstance(item, Failure):
+                if errors == "raise":
+                    raise item.error
+                yield item
+            else:
+                yield done.pop(id(item))
+
+    try:
+        pending: list = []
+        count = 0
+        for item in plan(voice, texts, settings):
+            if isinstance(item, Failure) and errors == "raise":
+                raise item.error
+            pending.append(item)
+            count += isinstance(item, Chunk)
+            if count == window:
+                yield from flush(pending)
+                pending, count = [], 0
+        yield from flush(pending)
+    finally:
+        bar.close()
+
+
+@dataclass(frozen=True, eq=False)
+class SpeechInfo:
+    """What was spoken, without the audio (it went to a file): as Speech, less ``wav``."""
+
+    samples: int
+    sample_rate: int
+    sentences: tuple[str, ...]
+    stop_reasons: tuple[str, ...]
+    mels: tuple = ()
+    alignments: tuple = ()
+
+    @property
+    def seconds(self) -> float:
+        return self.samples / self.sample_rate
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,6 +279,10 @@ class Speech:
     alignments: tuple[torch.Tensor, ...] = ()
 
     @property
+    def samples(self) -> int:
+        return len(self.wav)
+
+    @property
     def seconds(self) -> float:
         return len(self.wav) / self.sample_rate
 
@@ -154,91 +300,136 @@ class Speech:
                 f"<div>{self.seconds:.2f} s, {len(self.sentences)} sentence(s)</div>")
 
 
-def synthesize_texts(voice, texts: Sequence[str], *, vocoder: str = "auto", seed: Optional[int] = None,
-                     sentence_silence: float = 0.3, speed: float = 1.0, batch_size: int = 8,
-                     max_chars: int = MAX_CHARS, errors: str = "raise", details: bool = False,
-                     progress: bool = False) -> list[Union[Speech, Exception]]:
+def silence(voice, settings: SynthesisSettings) -> np.ndarray:
+    return np.zeros(round(settings.sentence_silence * voice.sample_rate), dtype=np.float32)
+
+
+def synthesize_texts(voice, texts: Sequence[str], settings: Optional[SynthesisSettings] = None, *,
+                     errors: str = "raise", details: bool = False, progress: bool = False,
+                     **options) -> list[Union[Speech, Exception]]:
     """Speak each text (any length) with ``voice`` (a tts.voice.Voice); one Speech per text.
 
-    The chunks of all texts are synthesized together in length-sorted batches of ``batch_size``
-    and joined per text with ``sentence_silence`` seconds of silence. A chunk with nothing
-    speakable ("—", an emoji) is left out; a text with nothing speakable at all raises TextError,
-    or with errors="return" gives the exception in its slot while the other texts go on.
-    ``seed`` makes the output reproducible (the same texts, batch size and seed give the same
-    audio). ``progress`` shows a bar over sentences when there is more than one batch, else the
-    vocoder's own bar.
+    ``settings`` (or its fields as keyword ``options``: vocoder, seed, speed, sentence_silence,
+    batch_size, max_chars) say how. The chunks of all texts are synthesized together in
+    length-sorted batches and joined per text with ``sentence_silence`` seconds of silence. A chunk
+    with nothing speakable ("—", an emoji) is left out; a text with nothing speakable at all raises
+    TextError, or with errors="return" gives the exception in its slot while the other texts go on.
+    ``progress`` shows a bar over sentences when there is more than one batch, else the vocoder's own bar.
     """
-    from tqdm import tqdm
-
-    from tts.text import TextError
-
-    if errors not in ("raise", "return"):
-        raise ValueError(f"errors must be 'raise' or 'return', got {errors!r}")
-    if vocoder not in VOCODERS:
-        raise SynthesisError(f"unknown vocoder {vocoder!r}; use {', '.join(VOCODERS)}")
-    if batch_size < 1:
-        raise SynthesisError(f"batch size must be at least 1, got {batch_size}")
-    check_speed(speed)
-    check_silence(sentence_silence)
-
-    chunks: list[tuple[int, str, list[int]]] = []  # (text index, chunk text, symbol ids)
+    settings = _settings(settings, options)
+    parts: dict[int, list[Rendered]] = {}
     failures: dict[int, Exception] = {}
-    for index, text in enumerate(texts):
-        encoded, problem = [], TextError("the text is empty")
-        for piece in split_text(text, max_chars):
-            try:
-                encoded.append((index, piece, voice.encode(piece)))
-            except TextError as err:  # nothing speakable in this chunk alone; the text may still have some
-                problem = err
-        if encoded:
-            chunks += encoded
-        elif errors == "raise":
-            raise problem
+    for item in stream(voice, texts, settings, errors=errors, details=details, progress=progress):
+        if isinstance(item, Failure):
+            failures[item.text_index] = item.error
         else:
-            failures[index] = problem
-
-    order = sorted(range(len(chunks)), key=lambda i: len(chunks[i][2]))
-    audio: dict[int, np.ndarray] = {}
-    results: dict[int, dict] = {}
-    batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-    bar = tqdm(total=len(order), unit="sentence", desc="synth", disable=not progress or len(batches) < 2,
-               leave=False)
-    for group in batches:
-        outputs = voice.mels_from_ids([chunks[i][2] for i in group], seed=seed)
-        mels = [change_speed(out["mel"], speed) for out in outputs]
-        wavs = voice.vocode(mels, vocoder=vocoder, seed=seed, progress=progress and len(batches) == 1)
-        for i, wav, out, mel in zip(group, wavs, outputs, mels):
-            audio[i] = wav
-            results[i] = {"stop_reason": out["stop_reason"],
-                          "mel": mel.cpu() if details else None, "alignment": out["alignment"] if details else None}
-        bar.update(len(group))
-    bar.close()
-
-    by_text: dict[int, list[int]] = {}
-    for i, (index, _, _) in enumerate(chunks):
-        by_text.setdefault(index, []).append(i)
-    silence = np.zeros(round(sentence_silence * voice.sample_rate), dtype=np.float32)
+            parts.setdefault(item.chunk.text_index, []).append(item)
+    gap = silence(voice, settings)
     spoken: list[Union[Speech, Exception]] = []
     for index in range(len(texts)):
         if index in failures:
             spoken.append(failures[index])
             continue
-        parts = by_text[index]
+        rendered = parts.pop(index)
         pieces = []
-        for n, i in enumerate(parts):
+        for n, piece in enumerate(rendered):
             if n:
-                pieces.append(silence)
-            pieces.append(audio.pop(i))
+                pieces.append(gap)
+            pieces.append(piece.wav)
         spoken.append(Speech(
             wav=np.concatenate(pieces).astype(np.float32, copy=False), sample_rate=voice.sample_rate,
-            sentences=tuple(chunks[i][1] for i in parts), stop_reasons=tuple(results[i]["stop_reason"] for i in parts),
-            mels=tuple(results[i]["mel"] for i in parts) if details else (),
-            alignments=tuple(results[i]["alignment"] for i in parts) if details else (),
+            sentences=tuple(r.chunk.text for r in rendered), stop_reasons=tuple(r.stop_reason for r in rendered),
+            mels=tuple(r.mel for r in rendered) if details else (),
+            alignments=tuple(r.alignment for r in rendered) if details else (),
         ))
     return spoken
 
 
-def save_mel_plot(speech: Speech, path: Union[str, Path], *, hop_length: int, log_floor: float) -> None:
+def _settings(settings: Optional[SynthesisSettings], options: dict) -> SynthesisSettings:
+    if settings is None:
+        return SynthesisSettings(**options)
+    if options:
+        raise TypeError(f"give either settings or its fields, not both (got {', '.join(sorted(options))})")
+    if not isinstance(settings, SynthesisSettings):
+        raise TypeError(f"settings must be a SynthesisSettings, got {type(settings).__name__}")
+    return settings
+
+
+def stream_audio(voice, text: str, settings: SynthesisSettings, *, details: bool = False, progress: bool = False,
+                 record: Optional[list] = None) -> Iterator[np.ndarray]:
+    """One text's audio, (T_i,) float32 pieces in order with the silences between them, as the
+    windows finish. ``record``, when given, gets each Rendered chunk (with its wav dropped unless
+    it is needed later) so the caller can report sentences and stop reasons afterwards."""
+    gap = silence(voice, settings)
+    for n, item in enumerate(stream(voice, [text], settings, details=details, progress=progress)):
+        if n and len(gap):
+            yield gap
+        yield item.wav
+        if record is not None:
+            record.append(Rendered(item.chunk, np.zeros(0, np.float32), item.stop_reason, item.mel, item.alignment))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_wav_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sample_rate: int) -> int:
+    """Write float32 pieces as one 16-bit PCM wav while they come; returns the sample count.
+
+    The audio goes to a temporary file (beside ``path``, or in the temp directory for "-", stdout)
+    whose header is fixed up when the last piece is in; only then is it renamed into place (or
+    copied to stdout): a failure part way leaves the old file, or nothing, and never a torn one.
+    """
+    import shutil
+    import sys
+
+    import soundfile as sf
+
+    to_stdout = str(path) == "-"
+    directory = None if to_stdout else (Path(path).parent if str(Path(path).parent) else Path("."))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tts-synth." if to_stdout else f".{Path(path).name}.",
+                               suffix=".tmp")
+    samples = 0
+    try:
+        with os.fdopen(fd, "w+b") as raw:
+            with sf.SoundFile(raw, "w", samplerate=sample_rate, channels=1, format="WAV", subtype="PCM_16") as out:
+                for piece in pieces:
+                    out.write(np.clip(piece, -1.0, 1.0))
+                    samples += len(piece)
+            raw.flush()
+            if to_stdout:
+                raw.seek(0)
+                shutil.copyfileobj(raw, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            else:
+                os.fsync(raw.fileno())
+        if to_stdout:
+            os.unlink(tmp)
+        else:
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is not what a user expects of an output
+            os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return samples
+
+
+def synthesize_to_file(voice, text: str, path: Union[str, Path], settings: SynthesisSettings, *,
+                       details: bool = False, progress: bool = False) -> SpeechInfo:
+    """``text`` spoken into a wav at ``path`` ("-": stdout) with memory that does not grow with
+    the text (the audio is written as it is made); what was spoken comes back as a SpeechInfo."""
+    record: list[Rendered] = []
+    samples = write_wav_stream(path, stream_audio(voice, text, settings, details=details, progress=progress,
+                                                  record=record), voice.sample_rate)
+    return SpeechInfo(samples=samples, sample_rate=voice.sample_rate, sentences=tuple(r.chunk.text for r in record),
+                      stop_reasons=tuple(r.stop_reason for r in record),
+                      mels=tuple(r.mel for r in record) if details else (),
+                      alignments=tuple(r.alignment for r in record) if details else ())
+
+
+def save_mel_plot(speech: Union[Speech, SpeechInfo], path: Union[str, Path], *, hop_length: int, log_floor: float) -> None:
     """PNG of the whole utterance's mel as vocoded: the chunks' (n_mels, T_i) mels side by side with
     the sentence silences between them; time in seconds across, mel bin up."""
     from tts.audio import atomic_write
@@ -246,7 +437,7 @@ def save_mel_plot(speech: Speech, path: Union[str, Path], *, hop_length: int, lo
 
     if not speech.mels:
         raise ValueError("this Speech was made without details=True; it has no mels to plot")
-    silent_frames = max(0, round(len(speech.wav) / hop_length) - sum(m.shape[1] for m in speech.mels))
+    silent_frames = max(0, round(speech.samples / hop_length) - sum(m.shape[1] for m in speech.mels))
     gap = np.full((speech.mels[0].shape[0], silent_frames), np.log(log_floor), dtype=np.float32)
     gaps = np.array_split(gap, max(1, len(speech.mels) - 1), axis=1)
     columns = []
@@ -262,7 +453,7 @@ def save_mel_plot(speech: Speech, path: Union[str, Path], *, hop_length: int, lo
     atomic_write(Path(path), png_bytes(fig))
 
 
-def save_alignment_plot(speech: Speech, path: Union[str, Path]) -> None:
+def save_alignment_plot(speech: Union[Speech, SpeechInfo], path: Union[str, Path]) -> None:
     """PNG of the attention alignment of each chunk (tts.plot.draw_alignment), the first
     PLOTTED_SENTENCES of them."""
     from tts.audio import atomic_write
