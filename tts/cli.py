@@ -65,12 +65,17 @@ def check_output_file(path: str) -> None:
 
 
 def cmd_phonemize(args: argparse.Namespace) -> int:
+    import json
+
     from tts.text import Frontend
 
     text = _read_text(args)
     frontend = Frontend()
     lines = [line for line in text.splitlines() if line.strip()] or [text]
     for line in lines:
+        if args.json:  # one object per line: input, words, phonemes, and per token its rule class
+            print(json.dumps(frontend.explain(line), ensure_ascii=False))
+            continue
         words, phonemes = frontend.describe(line)
         print(f"words:    {words}")
         print(f"phonemes: {' '.join(phonemes)}")
@@ -280,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Show how text is normalized and pronounced (one result per input line).")
     phon.add_argument("text", nargs="?", help="text ('-' or nothing: read stdin)")
     phon.add_argument("--text-file", help="read the text from this file")
+    phon.add_argument("--json", action="store_true",
+                      help="print one JSON object per line: input, words, phonemes, and each token's rule class")
     phon.set_defaults(func=cmd_phonemize)
 
     train = sub.add_parser("train", help="train a voice: tts train recipe=NAME key=value ...",

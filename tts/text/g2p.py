@@ -144,8 +144,8 @@ _WOUND_AFTER = frozenset("up down around round back through along it them him he
                          "itself himself herself themselves tightly".split())
 CONTEXT_HOMOGRAPHS = {
     "bass": ContextHomograph(("B", "AE1", "S"), ("B", "EY1", "S"),
-                             before=frozenset("caught catch catching fish fishing largemouth smallmouth striped "
-                                              "sea grilled fried".split()),
+                             before=frozenset("caught catch catching fish fished fishing largemouth smallmouth "
+                                              "striped sea grilled fried".split()),
                              after=frozenset("fishing fish boat boats lake pond fillet fillets".split())),
     "wound": ContextHomograph(("W", "AW1", "N", "D"), ("W", "UW1", "N", "D"),
                               before=_SUBJECTS | frozenset("was were had has have been clock spring".split()),

@@ -60,10 +60,11 @@ _CHARACTERS = str.maketrans({
     "²": " squared ", "³": " cubed ", "×": " times ", "÷": " divided by ",
     # Math signs that NFKD would fold (≠ into "=") or that have no decomposition.
     "≠": " is not equal to ", "≤": " is less than or equal to ", "≥": " is greater than or equal to ",
-    "≈": " is approximately ", "±": " plus or minus ", "∓": " minus or plus ", "√": " the square root of ",
+    "≈": " approximately ", "±": " plus or minus ", "∓": " minus or plus ", "√": " the square root of ",
     "∞": " infinity ", "π": " pi ", "Π": " pi ", "µ": "u", "μ": "u",
 })
 _LOOKBACK = 80  # characters of context a rule looks at before its match; keeps every rule linear
+_TIME_ZONE = re.compile(r"\s+(?:[ECMPA][SD]?T|GMT|UTC|BST|CET|CEST|IST|JST|AEST)\b")
 _SENTENCE_END = re.compile(r"\s*\Z|\s+[\"']?[A-Z]")
 _OPERATOR_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by", "=": "equals", "^": "to the power of",
                    "<": "is less than", ">": "is greater than"}
@@ -84,6 +85,13 @@ def _after_name(text: str, start: int) -> bool:
     lo = max(0, start - _LOOKBACK)
     m = re.search(r"(?:^|([.!?]\s*)|\s)([A-Z][a-z]+|\d+(?:st|nd|rd|th))\s+$", text[lo:start])
     return m is not None and m.group(1) is None and (m.start(2) > 0 or lo > 0)
+
+
+def _attributive(m: re.Match, text: str) -> bool:
+    """Whether an amount stands before a noun after an article, where its unit is singular:
+    "a $5 bill", "a 5 GB file", "the 60 W bulb"."""
+    return re.search(r"(?:^|\s)(?:[Aa]n?|[Tt]he)\s+$", _before(text, m.start())) is not None \
+        and re.match(r"\s+[a-z]", text[m.end():m.end() + 2]) is not None
 
 
 def _plural_word(words: str) -> str:
@@ -123,27 +131,30 @@ class Normalizer:
         # (class, pattern, handler) in the order they run; each handler gets (match, the raw piece's text).
         self._rules: list[tuple[str, re.Pattern, Callable[[re.Match, str], Result]]] = [
             # A minus sign only where a number starts a word; run first, while "^" is still the text's start.
-            ("number", rule(r"(?:^|(?<=[\s(\[{\"=]))-(?=[" + signs + r"]?\.?\d)"), lambda m, text: "minus"),
+            ("number", rule(r"(?:^|(?<=[\s(\[{\"=]))(?<![=<>]\s)-(?=[" + signs + r"]?\.?\d)"), lambda m, text: "minus"),
             ("email", rule(r"\b[A-Za-z0-9][\w.+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+\b"), self._email),
             ("url", rule(r"\b(?:(https?|ftp)://|(?=www\.))[^\s<>\"']+[^\s<>\"'.,;:!?)]"), self._url),
             ("url", rule(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|org|net|edu|gov|io|co|uk|de|fr|info|ai|dev|app)"
-                         r"(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?(?![\w.])"), self._url),
+                         r"(?:/[^\s<>\"']*[^\s<>\"'.,;:!?)])?(?!\w|\.\w)"), self._url),
             # Math: a chain of operands with an equals or comparison sign, where "-" is minus, not "to".
             ("math", rule(rf"(?<![\w.,]){operand}(?:\s*[-+*/^]\s*{operand})*\s*[=<>]\s*-?{operand}"
-                          rf"(?:\s*[-+*/^]\s*{operand})*(?![\w.]|,\d)"), self._math),
-            ("math", rule(r"(?<![\w.,])(\d+(?:\.\d+)?)\s*([+*^])\s*(\d+(?:\.\d+)?)(?![\w.]|,\d)"), self._math),
-            ("phone", rule(r"(?:(?<![\w+])(\+?1)[-.\s])?(?:\((\d{3})\)\s?|(?<![\w-])(\d{3})[-.])(\d{3})[-.](\d{4})(?![\w-])"),
+                          rf"(?:\s*[-+*/^]\s*{operand})*(?!\w|[.,]\d)"), self._math),
+            ("math", rule(r"(?<![\w.,])(\d+(?:\.\d+)?)\s*([+*^])\s*(\d+(?:\.\d+)?)(?!\w|[.,]\d)"), self._math),
+            ("phone", rule(r"(?<![\w+-])(?:(\+?1)[-.\s])?(?:\((\d{3})\)\s?|(\d{3})[-.])(\d{3})[-.](\d{4})(?![\w-])"),
              self._phone),
             ("phone", rule(r"(?<![\w+])\+(\d{1,3})((?:[\s-]\d{1,5}){2,5})(?![\w-])"), self._international_phone),
             ("phone", rule(r"(?<![\w-])(\d{3})-(\d{4})(?![\w-])"), self._phone),
+            ("address", rule(rf"(?<=[a-z]),\s+({states})\b(?:\s+(\d{{5}})(?:-(\d{{4}}))?\b)?(?=\s*(?:$|[.,;!?)]|\d))"),
+             self._state),
+            ("address", rule(rf"\b({states})\s+(\d{{5}})(?:-(\d{{4}}))?\b"), self._state),
             ("date", rule(r"(?<![\w/.-])(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?![\w/-]|\.\d)"), self._ymd_date),
             ("date", rule(r"(?<![\w/.-])(\d{1,2})([-/.])(\d{1,2})\2(\d{4})(?![\w/-]|\.\d)"), self._dmy_date),
             ("digits", rule(r"(?<![\w-])\d+(?:-\d+){2,}(?![\w-])"), self._digit_groups),
             ("digits", rule(r"(?<![\w-])(?=[A-Z0-9-]*\d)[A-Z0-9]+(?:-[A-Z0-9]+){2,}(?![\w-])"), self._code),
-            ("version", rule(r"\b(?:(v|V)\.?|(version|Version|ver\.)\s+)(\d+(?:\.\d+)*)(?![\w.]|\.\d)"), self._version),
-            ("version", rule(r"\b(" + "|".join(VERSIONED_NAMES) + r")\s+(\d+\.\d+(?:\.\d+)*)(?![\w.]|\.\d)"),
+            ("version", rule(r"\b(?:(v|V)\.?|(version|Version|ver\.)\s+)(\d+(?:\.\d+)*)(?!\w|\.\d)"), self._version),
+            ("version", rule(r"\b(" + "|".join(VERSIONED_NAMES) + r")\s+(\d+\.\d+(?:\.\d+)*)(?!\w|\.\d)"),
              self._named_version),
-            ("version", rule(r"(?<![\w.])(\d+(?:\.\d+){2,})(?![\w.]|\.\d)"), self._dotted_version),
+            ("version", rule(r"(?<![\w.])(\d+(?:\.\d+){2,})(?!\w|\.\d)"), self._dotted_version),
             ("digits", rule(r"\b(ending(?:\s+(?:in|with))?|last\s+(?:four|4)(?:\s+digits)?|PIN|pin|OTP|otp|"
                             r"[Cc]ode|passcode|[Aa]ccount|[Aa]cct\.?|[Ee]xt\.?|[Ee]xtension|[Ss]erial|[Tt]racking|"
                             r"[Cc]onfirmation|[Rr]eference|[Rr]ef\.?|[Ii]nvoice|[Oo]rder|[Pp]olicy|ID|[Zz]ip|ZIP)"
@@ -163,12 +174,10 @@ class Normalizer:
             ("date", rule(rf"\b{month},?\s+(\d{{4}})\b"), self._month_year),
             ("date", rule(r"\b(" + "|".join(WEEKDAYS) + r")(\.|\b(?=,))"), self._weekday),
             # Addresses: "221 Baker St", "1600 Pennsylvania Ave NW", "Austin, TX 78701".
-            ("address", rule(r"\b(\d{1,5})\s+(?:(NE|NW|SE|SW|N|S|E|W)\.?\s+)?(?=(?:[A-Z][a-z]+\s+|\d+(?:st|nd|rd|th)\s+){1,3}"
+            ("address", rule(r"\b(\d{1,5})(?:\s+(NE|NW|SE|SW|N|S|E|W)\.?)?(?=\s+(?:[A-Z][a-z]+\s+|\d+(?:st|nd|rd|th)\s+){1,3}"
                              rf"(?:{suffixes}|Dr|St)\b)"), self._house_number),
+            ("address", rule(r"\b(Hwy|Highway|Rte|Route|Interstate)\s+(\d{1,4})\b"), self._route),
             ("address", rule(rf"\b({suffixes})\b(\.)?(?:\s+(NE|NW|SE|SW|N|S|E|W)\b(\.)?)?"), self._street_suffix),
-            ("address", rule(rf"(?<=[a-z]),\s+({states})\b(?:\s+(\d{{5}})(?:-(\d{{4}}))?\b)?(?=\s*(?:$|[.,;!?)]|\d))"),
-             self._state),
-            ("address", rule(rf"\b({states})\s+(\d{{5}})(?:-(\d{{4}}))?\b"), self._state),
             ("abbreviation", rule(r"\b(Dr|St)\b(\.)?"), self._dr_st),
             ("abbreviation", rule(r"\b(" + "|".join(PERSONAL_TITLES) + r")\b\.?"), lambda m, text: PERSONAL_TITLES[m.group(1)]),
             ("abbreviation", rule(r"\b(" + "|".join(TITLES) + r")\b(\.)?(?=\s+[A-Z])"), self._title),
@@ -193,7 +202,8 @@ class Normalizer:
             ("unit", rule(rf"(?<![\d,]){number}\s?(sq\.?\s?(?:ft|m|km|mi|in|yd)|{units})(?![\w/]|/[a-zA-Z])"), self._unit),
             ("unit", rule(rf"(?<![\d,]){number}\s?(?i:({units_any_case}))(?![\w/])"), self._unit),
             ("unit", rule(rf"(?<![\d,]){number}\s?({units})/(?:({per_units})\b)"), self._unit_per),
-            ("unit", rule(rf"(?<=[\w$£€¥%])\s?/\s?({per_units})\b"), self._per),
+            ("unit", rule(rf"(?:^|(?<=[\w$£€¥%]))\s?/\s?({per_units})\b"), self._per),
+            ("unit", rule(rf"\bper\s+({per_units})\b"), self._per),
             ("fraction", rule(r"(?<![\w/.])(\d{1,2})/(\d{1,2})(?![\w/])"), self._fraction),
             ("ordinal", rule(r"(?<![\d,])(\d{1,3}(?:,\d{3})+|\d+)(?:st|nd|rd|th|ST|ND|RD|TH)\b"),
              lambda m, text: self.numbers.ordinal(m.group(1))),
@@ -223,7 +233,7 @@ class Normalizer:
             return URL_WORDS[low]
         if low.isdigit():
             return self.numbers.digits(low)
-        if len(low) == 1 or low in SPELLED_WORDS or (len(low) <= 3 and not self._is_word(low)):
+        if len(low) == 1 or low in SPELLED_WORDS or (len(low) <= 3 and not (self._is_word(low) and re.search("[aeiouy]", low))):
             return " ".join(low.upper())
         return low
 
@@ -289,12 +299,12 @@ class Normalizer:
     def _code(self, m: re.Match, text: str) -> Result:
         return " dash ".join(self._alphanumeric_words(part) for part in m.group(0).split("-"))
 
-    def _alphanumeric_words(self, token: str) -> str:
+    def _alphanumeric_words(self, token: str, *, digit_by_digit: bool = False) -> str:
         """"ab9453" -> "A B nine four five three", "B12" -> "B twelve", "mp3" -> "M P three"."""
         words = []
         for part in re.findall(r"[A-Za-z]+|\d+", token):
             if part.isdigit():
-                words.append(self.cardinal(part) if len(part) <= 2 and not part.startswith("0")
+                words.append(self.cardinal(part) if len(part) <= 2 and not part.startswith("0") and not digit_by_digit
                              else self.numbers.digits(part))
             elif len(part) > 3 and self._is_word(part.lower()) and part.lower() not in SPELLED_WORDS:
                 words.append(part.lower())
@@ -310,8 +320,9 @@ class Normalizer:
         key, middle, code = m.group(1), m.group(2), m.group(3)
         if key.lower() in ("order", "invoice", "policy", "reference", "ref", "ref.") and len(code) < 4:
             return None  # "order 100 pizzas"
-        return [(key + middle, False), (self._alphanumeric_words(code) if not code.isdigit()
-                                        else self.numbers.digits(code), True)]
+        spoken_key = {"ext": "extension", "acct": "account", "ref": "reference"}.get(key.lower().rstrip("."))
+        key_piece = (f"{spoken_key} {middle.strip()}".strip(), True) if spoken_key else (key + middle, False)
+        return [key_piece, (self._alphanumeric_words(code, digit_by_digit=True), True)]
 
     def _version(self, m: re.Match, text: str) -> Result:
         parts = m.group(3).split(".")
@@ -355,8 +366,11 @@ class Normalizer:
         return f"{self.cardinal(str(hour))} {m.group(2).upper()} M" + self._closing_period(m, text)
 
     def _closing_period(self, m: re.Match, text: str) -> str:
-        """ " ." when the abbreviation's own dot (the match's last group) also ends the sentence."""
-        return " ." if m.group(m.lastindex or 0) == "." and _ends_sentence(text, m.end()) else ""
+        """ " ." when the abbreviation's own dot (the match's last group) also ends the sentence
+        (not before a time zone: "5 p.m. EST")."""
+        if m.group(m.lastindex or 0) != "." or not _ends_sentence(text, m.end()):
+            return ""
+        return "" if _TIME_ZONE.match(text, m.end()) else " ."
 
     def _closing_dot(self, m: re.Match, text: str) -> str:
         return " ." if m.group(0).endswith(".") and _ends_sentence(text, m.end()) else ""
@@ -412,6 +426,10 @@ class Normalizer:
         """" ." for the dot after a month that ends the match: always a full stop after a full name
         ("the 4th of July."), after an abbreviation only where a sentence ends ("5 Jan. Then")."""
         return " ." if month.lower() in MONTHS or _ends_sentence(text, m.end()) else ""
+
+    def _route(self, m: re.Match, text: str) -> Result:
+        road = {"Hwy": "highway", "Rte": "route"}.get(m.group(1), m.group(1).lower())
+        return f"{road} {self.numbers.pairs(m.group(2))}"
 
     def _house_number(self, m: re.Match, text: str) -> Result:
         words = self.numbers.pairs(m.group(1))
@@ -476,8 +494,11 @@ class Normalizer:
         letters = " ".join(c.upper() for c in m.group(0) if c.isalpha())
         return letters + (" ." if _ends_sentence(text, m.end()) else "")
 
-    def _currency(self, sign: str, whole: str, fraction: Optional[str], scale: Optional[str]) -> str:
+    def _currency(self, sign: str, whole: str, fraction: Optional[str], scale: Optional[str], *,
+                  attributive: bool = False) -> str:
         unit, units, cent, cents = CURRENCIES[sign]
+        if attributive:  # "a five dollar bill"
+            units = unit
         whole = whole.replace(",", "") if whole else "0"
         if scale:  # "$1.5 million" -> "one point five million dollars"
             number = whole + (f".{fraction}" if fraction else "")
@@ -493,7 +514,8 @@ class Normalizer:
     def _money(self, m: re.Match, text: str) -> Result:
         if m.group(4) is not None:  # "$.01"
             return self._currency(m.group(1), "0", m.group(4), None)
-        return self._currency(m.group(1), m.group(2), m.group(3), m.group(5) or m.group(6))
+        return self._currency(m.group(1), m.group(2), m.group(3), m.group(5) or m.group(6),
+                              attributive=_attributive(m, text))
 
     def _money_range(self, m: re.Match, text: str) -> Result:
         """"$10-20" -> "ten to twenty dollars": the unit is said once, after the range."""
@@ -501,13 +523,15 @@ class Normalizer:
         first = self.cardinal(m.group(2) + (f".{m.group(3)}" if m.group(3) else ""))
         if scale:
             first += " " + SCALES[scale]
-        return f"{first} to {self._currency(sign, m.group(4), m.group(5), scale)}"
+        return f"{first} to {self._currency(sign, m.group(4), m.group(5), scale, attributive=_attributive(m, text))}"
 
     def _currency_code(self, m: re.Match, text: str) -> Result:
-        return self._currency(CURRENCY_CODES[m.group(1)], m.group(2), m.group(3), None)
+        words = self._currency(CURRENCY_CODES[m.group(1)], m.group(2), m.group(3), None)
+        return re.sub(r"\bdollar", "U S dollar", words, count=1) if m.group(1) == "USD" else words
 
     def _currency_code_after(self, m: re.Match, text: str) -> Result:
-        return self._currency(CURRENCY_CODES[m.group(3)], m.group(1), m.group(2), None)
+        words = self._currency(CURRENCY_CODES[m.group(3)], m.group(1), m.group(2), None)
+        return re.sub(r"\bdollar", "U S dollar", words, count=1) if m.group(3) == "USD" else words
 
     def _unit_words(self, symbol: str, number: Optional[str]) -> str:
         key = symbol if symbol in UNITS else re.sub(r"sq\.?\s?", "sq ", symbol)
@@ -516,7 +540,8 @@ class Normalizer:
 
     def _unit(self, m: re.Match, text: str) -> Result:
         number = m.group(1) + (f".{m.group(2)}" if m.group(2) else "")
-        return f"{self.cardinal(number)} {self._unit_words(m.group(3), number)}".lower()
+        words = self._unit_words(m.group(3), "1" if _attributive(m, text) else number)
+        return f"{self.cardinal(number)} {words}".lower()
 
     def _unit_per(self, m: re.Match, text: str) -> Result:
         number = m.group(1) + (f".{m.group(2)}" if m.group(2) else "")

@@ -20,24 +20,25 @@ TITLES = {"Prof": ("professor", True), "Mt": ("mount", True), "Rev": ("reverend"
           "Fr": ("father", False), "Pres": ("president", False), "Supt": ("superintendent", False),
           "Insp": ("inspector", False), "Cpl": ("corporal", False), "Adm": ("admiral", False)}
 # Abbreviations read anywhere; the dot is optional where the bare form is not also a word.
-ABBREVIATIONS = {"etc": "et cetera", "vs": "versus", "approx": "approximately", "Inc": "incorporated",
+ABBREVIATIONS = {"etc": "et cetera", "vs": "versus", "approx": "approximately", "Approx": "approximately", "Inc": "incorporated",
                  "Ltd": "limited", "Corp": "corporation", "Dept": "department", "dept": "department",
                  "Jr": "junior", "Sr": "senior", "yrs": "years", "govt": "government", "Govt": "government",
                  "intl": "international", "Intl": "international", "misc": "miscellaneous", "mgmt": "management",
-                 "avg": "average", "qty": "quantity", "asst": "assistant", "Asst": "assistant",
+                 "avg": "average", "Avg": "average", "qty": "quantity", "asst": "assistant", "Asst": "assistant",
                  "appt": "appointment", "bldg": "building", "Bldg": "building", "pkg": "package",
                  "Univ": "university", "Bros": "brothers", "Mfg": "manufacturing", "Natl": "national",
                  "incl": "including", "excl": "excluding", "req": "required", "tel": "telephone",
                  "Tel": "telephone", "Assn": "association", "Mgr": "manager", "mgr": "manager"}
 ABBREVIATIONS_WITH_DOT = {"Co": "company", "fig": "figure", "Fig": "figure", "vol": "volume", "Vol": "volume",
                           "ca": "circa", "cf": "compare", "ch": "chapter", "Ch": "chapter", "Sec": "section",
-                          "est": "established", "Est": "established", "viz": "namely",
+                          "est": "established", "Est": "established", "viz": "namely", "ext": "extension", "Ext": "extension",
                           "Jan": "january", "Feb": "february", "Aug": "august", "Sept": "september",
                           "Oct": "october", "Nov": "november", "Dec": "december"}
 # Read as letters even where the dictionary has a word of the same spelling ("the US economy").
-ALWAYS_SPELLED = frozenset({"US", "ID"})
+ALWAYS_SPELLED = frozenset({"US", "ID", "EST", "PST", "CST", "MST", "EDT", "PDT", "CDT", "MDT", "GMT", "UTC", "BST",
+                            "CET"})
 # Lowercase words said as their letters.
-SPELLED_WORDS = frozenset({"otp", "www", "https", "gpu", "sms", "faq", "pdf", "html", "http", "ftp", "api", "usb"})
+SPELLED_WORDS = frozenset({"ios", "otp", "www", "https", "gpu", "sms", "faq", "pdf", "html", "http", "ftp", "api", "usb"})
 
 CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
               "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", None, None),
