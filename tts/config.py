@@ -10,6 +10,7 @@ This module imports no torch: ``tts --help`` and ``tts phonemize`` stay fast.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -18,6 +19,12 @@ from tts.errors import TTSError
 
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 STAGES = ("acoustic", "vocoder", "all")
+PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "32", "bf16-true")
+# A global setting given on the command line applies to each stage whose own setting is not also
+# given there: `trainer.max_steps=4` must stop every stage after 4 steps even though a recipe sets
+# acoustic_train.max_steps (the stage keys default to the global ones by interpolation).
+STAGE_OVERRIDES = {"trainer.max_steps": ("acoustic_train.max_steps", "vocoder_train.max_steps"),
+                   "data.batch_size": ("acoustic_train.batch_size", "vocoder_train.batch_size")}
 
 
 class ConfigError(TTSError):
@@ -113,12 +120,28 @@ class WaveNetConfig:
     mulaw_channels: int = 256
     mixtures: int = 10
     dropout: float = 0.0
+    # "lpc": linear prediction from the conditioning mel takes the spectral envelope, and the
+    # network models only the excitation (docs/wavenet.md). "none": the plain WaveNet.
+    excitation: str = "none"
+    lpc_order: int = 16
+    preemphasis: float = 0.85  # s'_t = s_t - preemphasis * s_(t-1); de-emphasised at the output
+    # Training only: noise added to the history the prediction is made from, in mu-law steps
+    # (the targets are recomputed against it, as LPCNet does against exposure bias); 0 = off.
+    noise_injection: float = 0.0
 
     def __post_init__(self) -> None:
         if self.output not in ("mulaw", "mol"):
             raise ConfigError(f"vocoder.output must be 'mulaw' or 'mol', got {self.output!r}")
         if self.layers % self.stacks:
             raise ConfigError(f"vocoder.layers ({self.layers}) must be a multiple of vocoder.stacks ({self.stacks})")
+        if self.excitation not in ("none", "lpc"):
+            raise ConfigError(f"vocoder.excitation must be 'none' or 'lpc', got {self.excitation!r}")
+        if not 1 <= self.lpc_order <= 64:
+            raise ConfigError(f"vocoder.lpc_order must be in 1 .. 64, got {self.lpc_order}")
+        if not 0.0 <= self.preemphasis < 1.0:
+            raise ConfigError(f"vocoder.preemphasis must be in [0, 1), got {self.preemphasis}")
+        if not 0.0 <= self.noise_injection <= 64.0:
+            raise ConfigError(f"vocoder.noise_injection must be in [0, 64] mu-law steps, got {self.noise_injection}")
 
 
 @dataclass(frozen=True)
@@ -151,6 +174,9 @@ class VocoderTrainConfig:
     decay_steps: int = 100000
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    # Exponential moving average of the weights (bias-corrected), used for validation and export;
+    # null turns it off.
+    ema_decay: Optional[float] = 0.999
 
 
 @dataclass(frozen=True)
@@ -159,7 +185,10 @@ class TrainerConfig:
     accelerator: str = "auto"  # cpu | gpu | auto
     devices: Any = "auto"  # a count, or "auto"
     num_nodes: int = 1
-    precision: str = "bf16-mixed"  # used on GPU; the CPU always trains in fp32
+    # bf16 autocast on the GPU and on CPUs with native bf16 (avx512_bf16 or AMX); elsewhere fp32.
+    precision: str = "bf16-mixed"
+    # torch.compile the training step: "auto" compiles where it measured faster (docs/training.md).
+    compile: str = "auto"
     val_every_steps: int = 1000
     log_every_steps: int = 50
     checkpoint_every_steps: int = 1000
@@ -178,12 +207,54 @@ class Recipe:
     vocoder: WaveNetConfig = field(default_factory=WaveNetConfig)
     vocoder_train: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    # A voice directory (a run or a shipped voice) whose weights start each stage that has no
+    # checkpoint yet; its card's step counts carry on in this run's card.
+    init_from: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
-        if self.trainer.accelerator not in ("cpu", "gpu", "cuda", "auto"):
-            raise ConfigError(f"trainer.accelerator must be cpu, gpu or auto, got {self.trainer.accelerator!r}")
+        t = self.trainer
+        if t.accelerator not in ("cpu", "gpu", "cuda", "auto"):
+            raise ConfigError(f"trainer.accelerator must be cpu, gpu or auto, got {t.accelerator!r}")
+        if t.precision not in PRECISIONS:
+            raise ConfigError(f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {t.precision!r}")
+        if str(t.compile).lower() not in ("auto", "true", "false"):
+            raise ConfigError(f"trainer.compile must be auto, true or false, got {t.compile!r}")
+        for name in ("max_steps", "val_every_steps", "log_every_steps", "checkpoint_every_steps"):
+            if getattr(t, name) < 1:
+                raise ConfigError(f"trainer.{name} must be at least 1, got {getattr(t, name)}")
+        scales = math.prod(self.vocoder.upsample_scales)
+        if scales != self.audio.hop_length:
+            raise ConfigError(f"vocoder.upsample_scales {list(self.vocoder.upsample_scales)} multiply to {scales}, "
+                              f"but audio.hop_length is {self.audio.hop_length}: they must be equal")
+        if any(s < 1 for s in self.vocoder.upsample_scales):
+            raise ConfigError(f"vocoder.upsample_scales must be positive, got {list(self.vocoder.upsample_scales)}")
+        a = self.acoustic
+        for name in ("encoder_kernel_size", "location_kernel_size", "postnet_kernel_size"):
+            value = getattr(a, name)
+            if value < 1 or value % 2 == 0:
+                raise ConfigError(f"acoustic.{name} must be a positive odd number, got {value}")
+        for name in ("dropout", "prenet_dropout", "decoder_dropout"):
+            if not 0 <= getattr(a, name) < 1:
+                raise ConfigError(f"acoustic.{name} must be in [0, 1), got {getattr(a, name)}")
+        if not 0 <= self.vocoder.dropout < 1:
+            raise ConfigError(f"vocoder.dropout must be in [0, 1), got {self.vocoder.dropout}")
+        if self.vocoder.kernel_size < 2:
+            raise ConfigError(f"vocoder.kernel_size must be at least 2, got {self.vocoder.kernel_size}")
+        if self.vocoder.cond_kernel_size < 1 or self.vocoder.cond_kernel_size % 2 == 0:
+            raise ConfigError(f"vocoder.cond_kernel_size must be a positive odd number, got {self.vocoder.cond_kernel_size}")
+        for section in ("acoustic_train", "vocoder_train"):
+            cfg = getattr(self, section)
+            if cfg.max_steps < 1 or cfg.batch_size < 1:
+                raise ConfigError(f"{section}.max_steps and {section}.batch_size must be at least 1, "
+                                  f"got {cfg.max_steps} and {cfg.batch_size}")
+            if not 0 <= cfg.min_lr <= cfg.lr:
+                raise ConfigError(f"{section}: need 0 <= min_lr <= lr, got lr={cfg.lr}, min_lr={cfg.min_lr}")
+        if self.vocoder_train.ema_decay is not None and not 0 < self.vocoder_train.ema_decay < 1:
+            raise ConfigError(f"vocoder_train.ema_decay must be in (0, 1) or null, got {self.vocoder_train.ema_decay}")
+        if self.data.val_size < 1:
+            raise ConfigError(f"data.val_size must be at least 1, got {self.data.val_size}")
 
 
 def available_recipes() -> list[str]:
@@ -212,6 +283,12 @@ def load_recipe(name: str, overrides: list[str] = ()) -> Recipe:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"expected key=value, got {item!r}")
+    overrides = list(overrides)
+    given = {item.split("=", 1)[0].strip() for item in overrides}
+    for key, stage_keys in STAGE_OVERRIDES.items():
+        value = next((item.split("=", 1)[1] for item in reversed(overrides) if item.split("=", 1)[0].strip() == key), None)
+        if value is not None:
+            overrides += [f"{stage_key}={value}" for stage_key in stage_keys if stage_key not in given]
     try:
         schema = OmegaConf.structured(Recipe)
         merged = OmegaConf.merge(schema, {"name": path.stem}, OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides)))

@@ -120,9 +120,22 @@ class TacotronSystem(L.LightningModule):
         self.model = Tacotron(model, n_symbols=len(symbols["symbols"]), n_mels=audio.n_mels,
                               pad_id=int(symbols["pad_id"]))
         self.mel_pad_value = math.log(audio.log_floor)
+        self.init_steps = 0  # steps the weights had when the run started from another voice (init_from)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["init_steps"] = self.init_steps
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.init_steps = int(checkpoint.get("init_steps", 0))
 
     def forward(self, batch: dict) -> dict:
         return self.model(batch["text"], batch["text_lengths"], batch["mel"], batch["mel_lengths"])
+
+    def compile_model(self) -> None:
+        """torch.compile the decoder step, where the time goes: the teacher-forced decoder is a
+        Python loop of T / r steps, which compiles as one small graph (dynamic in batch and text
+        length) instead of an unrolled loop; the encoder and postnet run once per batch."""
+        self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
 
     def guided_attention_weight(self, step: int) -> float:
         """The guided-attention weight halves every guided_attention_decay_steps steps."""

@@ -12,39 +12,28 @@ Running the same command again continues each unfinished stage from its last che
 
 from __future__ import annotations
 
-import io
+import contextlib
+import dataclasses
 import logging
 import signal
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from tts.audio import atomic_write
-from tts.config import ConfigError, Recipe, recipe_to_dict
-from tts.data import CorpusDataModule, load_item, prepare_corpus, read_metadata
+from tts.config import AudioConfig, ConfigError, Recipe, from_dict, recipe_to_dict
+from tts.data import CorpusDataModule, load_item, prepare_corpus, read_rows
+from tts.train.checkpoints import AtomicCheckpointIO, resume_point  # noqa: F401 (AtomicCheckpointIO: also imported from here)
 from tts.voice import export_part, read_card
 
 log = logging.getLogger(__name__)
 
 # Sections whose change makes old checkpoints meaningless.
 MODEL_SECTIONS = ("audio", "acoustic", "vocoder")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes each checkpoint to a temporary file beside it and renames it into place, so a run
-    killed at any moment leaves the previous checkpoint intact, never a truncated one."""
-
-    def save_checkpoint(self, checkpoint: dict, path: Any, storage_options: Optional[Any] = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()  # serialised in memory first: a failure leaves nothing on disk
-        torch.save(checkpoint, buffer)
-        atomic_write(path, buffer.getvalue())
 
 
 class SaveOnInterrupt(Callback):
@@ -89,14 +78,80 @@ def _save_recipe(run_dir: Path, recipe: Recipe) -> None:
     atomic_write(run_dir / "recipe.yaml", OmegaConf.to_yaml(OmegaConf.create(recipe_to_dict(recipe))).encode())
 
 
-def _symbols(run_dir: Path) -> dict:
-    """The run's symbol table: the one it started with, or the frontend's default for a new run."""
+def _symbols(run_dir: Path, init_from: Optional[str] = None) -> dict:
+    """The run's symbol table: the one it started with, else that of the voice it starts from,
+    else the frontend's default for a new run."""
     from tts.text import SymbolTable
 
-    card = read_card(run_dir) if (run_dir / "voice.json").is_file() else {}
-    if "symbols" in card:
-        return card["symbols"]
+    for directory in (run_dir, Path(init_from) if init_from else None):
+        if directory is not None and (directory / "voice.json").is_file():
+            card = read_card(directory)
+            if "symbols" in card:
+                return card["symbols"]
+    if init_from and not Path(init_from).is_dir():
+        raise ConfigError(f"init_from={init_from}: no such voice directory")
     return SymbolTable.default().to_dict()
+
+
+def _validate_models(recipe: Recipe, symbols: dict) -> None:
+    """Build the stages' models on the meta device (no memory, no time), so a setting the
+    models refuse fails here, before anything is trained or written."""
+    from tts.models.tacotron import Tacotron
+    from tts.models.wavenet import WaveNet
+
+    try:
+        with torch.device("meta"):
+            if recipe.stage in ("acoustic", "all"):
+                Tacotron(recipe.acoustic, n_symbols=len(symbols["symbols"]), n_mels=recipe.audio.n_mels,
+                         pad_id=int(symbols["pad_id"]))
+            if recipe.stage in ("vocoder", "all"):
+                WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length)
+    except (ValueError, RuntimeError) as err:
+        raise ConfigError(str(err).splitlines()[0]) from None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU does bf16 matrix work natively (AVX512-BF16 or AMX): only then is bf16
+    autocast faster than fp32 here; elsewhere it is emulated and slower."""
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if any(check is not None and check() for check in checks):
+        return True
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _on_cpu(recipe: Recipe) -> bool:
+    accelerator = {"cuda": "gpu"}.get(recipe.trainer.accelerator, recipe.trainer.accelerator)
+    if accelerator == "gpu" and not torch.cuda.is_available():
+        raise ConfigError("trainer.accelerator=gpu but no CUDA device is visible; use trainer.accelerator=cpu")
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+
+
+def resolve_precision(recipe: Recipe) -> str:
+    """The Lightning precision a run trains in: the recipe's, except bf16 on a CPU without native
+    bf16, which falls back to fp32 with one log line."""
+    precision = recipe.trainer.precision
+    if precision.startswith("bf16") and _on_cpu(recipe) and not cpu_has_bf16():
+        log.info("this CPU has no native bf16 (avx512_bf16 or AMX): training in fp32 instead of %s", precision)
+        return "32-true"
+    if precision == "16-mixed" and _on_cpu(recipe):
+        raise ConfigError("trainer.precision=16-mixed needs a GPU; on the CPU use bf16-mixed or 32-true")
+    return precision
+
+
+# Where torch.compile measured faster (scripts/bench_train.py, docs/training.md): "auto" compiles
+# these stages on the CPU. On the GPU it stays off until it has been measured there.
+COMPILE_MEASURED_FASTER_ON_CPU = {"vocoder": True, "acoustic": False}
+
+
+def resolve_compile(recipe: Recipe, stage: str) -> bool:
+    value = str(recipe.trainer.compile).lower()
+    if value == "auto":
+        return _on_cpu(recipe) and COMPILE_MEASURED_FASTER_ON_CPU[stage]
+    return value == "true"
 
 
 def _make_trainer(recipe: Recipe, stage_dir: Path, *, max_steps: int, grad_clip: float) -> L.Trainer:
@@ -104,9 +159,7 @@ def _make_trainer(recipe: Recipe, stage_dir: Path, *, max_steps: int, grad_clip:
 
     t = recipe.trainer
     accelerator = {"cuda": "gpu"}.get(t.accelerator, t.accelerator)
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if accelerator == "gpu" and not torch.cuda.is_available():
-        raise ConfigError("trainer.accelerator=gpu but no CUDA device is visible; use trainer.accelerator=cpu")
+    _on_cpu(recipe)  # refuses gpu without CUDA
     checkpoints = stage_dir / "checkpoints"
     callbacks = [
         ModelCheckpoint(dirpath=checkpoints, filename="last", every_n_train_steps=t.checkpoint_every_steps,
@@ -120,7 +173,7 @@ def _make_trainer(recipe: Recipe, stage_dir: Path, *, max_steps: int, grad_clip:
         accelerator=accelerator,
         devices=t.devices,
         num_nodes=t.num_nodes,
-        precision="32-true" if on_cpu else t.precision,
+        precision=resolve_precision(recipe),
         gradient_clip_val=grad_clip,
         val_check_interval=t.val_every_steps,
         check_val_every_n_epoch=None,
@@ -137,11 +190,11 @@ def _make_trainer(recipe: Recipe, stage_dir: Path, *, max_steps: int, grad_clip:
 def _fit(trainer: L.Trainer, system: L.LightningModule, datamodule: CorpusDataModule, stage_dir: Path, stage: str) -> None:
     last = stage_dir / "checkpoints" / "last.ckpt"
     ckpt_path = None
-    if last.is_file():
-        step = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
+    resume = resume_point(last.parent, stage=stage, is_global_zero=trainer.is_global_zero)
+    if resume is not None:
+        ckpt_path, step = str(resume[0]), resume[1]
         if trainer.is_global_zero:
-            print(f"{stage}: resuming from {last} at step {step}", flush=True)
-        ckpt_path = str(last)
+            print(f"{stage}: resuming from {ckpt_path} at step {step}", flush=True)
     try:
         trainer.fit(system, datamodule=datamodule, ckpt_path=ckpt_path)
     except BaseException:
@@ -164,13 +217,16 @@ def train_acoustic(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
     stage_dir = run_dir / "acoustic"
     cfg = recipe.acoustic_train
     system = TacotronSystem(audio=recipe.audio, model=recipe.acoustic, train=cfg, symbols=symbols)
+    _start_from_voice(recipe, stage_dir, "acoustic", system)
+    if resolve_compile(recipe, "acoustic"):
+        system.compile_model()
     datamodule = CorpusDataModule(data=recipe.data, audio=recipe.audio, symbols=symbols,
                                   cache_root=_cache_root(recipe, run_dir), stage="acoustic", batch_size=cfg.batch_size)
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "acoustic")
     if trainer.is_global_zero:
         export_part(run_dir, "acoustic", system.model, audio=recipe.audio, config=recipe.acoustic,
-                    steps=trainer.global_step, symbols=symbols)
+                    steps=system.init_steps + trainer.global_step, symbols=symbols)
 
 
 def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
@@ -180,14 +236,53 @@ def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
     cfg = recipe.vocoder_train
     gta_dir = make_gta_mels(recipe, run_dir, symbols) if cfg.gta else None
     system = WaveNetSystem(audio=recipe.audio, model=recipe.vocoder, train=cfg)
+    _start_from_voice(recipe, stage_dir, "vocoder", system)
+    if resolve_compile(recipe, "vocoder"):
+        system.compile_model()
     datamodule = CorpusDataModule(data=recipe.data, audio=recipe.audio, symbols=symbols,
                                   cache_root=_cache_root(recipe, run_dir), stage="vocoder", batch_size=cfg.batch_size,
                                   segment_frames=cfg.segment_frames, gta_dir=gta_dir)
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "vocoder")
     if trainer.is_global_zero:
-        export_part(run_dir, "vocoder", system.model, audio=recipe.audio, config=recipe.vocoder,
-                    steps=trainer.global_step)
+        with system.ema.swapped_in() if system.ema is not None else contextlib.nullcontext():
+            export_part(run_dir, "vocoder", system.model, audio=recipe.audio, config=recipe.vocoder,
+                        steps=system.init_steps + trainer.global_step)
+
+
+def _start_from_voice(recipe: Recipe, stage_dir: Path, part: str, system: L.LightningModule) -> None:
+    """init_from=VOICE_DIR: a stage with no checkpoint yet starts from that voice's weights for
+    ``part``, and its step count carries on. The voice's audio and model settings must be the
+    recipe's (a checkpoint, once written, wins: resuming never re-reads the voice)."""
+    if not recipe.init_from or (stage_dir / "checkpoints" / "last.ckpt").is_file():
+        return
+    from safetensors.torch import load_file
+
+    voice_dir = Path(recipe.init_from)
+    card = read_card(voice_dir)
+    if part not in card:
+        raise ConfigError(f"init_from={voice_dir} has no trained {part} model")
+    config = getattr(recipe, part)
+    try:  # fields added since the voice was trained take their defaults
+        theirs = {"audio": dataclasses.asdict(from_dict(AudioConfig, card[part]["audio"])),
+                  part: dataclasses.asdict(from_dict(type(config), card[part]["config"]))}
+    except (KeyError, TypeError, ConfigError) as err:
+        raise ConfigError(f"init_from={voice_dir}: unreadable {part} settings in its card ({err})") from None
+    ours = {"audio": dataclasses.asdict(recipe.audio), part: dataclasses.asdict(config)}
+    changed = [f"{section}.{key}: {theirs[section][key]!r} in the voice, {value!r} in the recipe"
+               for section, values in ours.items() for key, value in values.items() if theirs[section][key] != value]
+    if changed:
+        raise ConfigError(f"init_from={voice_dir}: its {part} model was trained with other settings "
+                          f"({'; '.join(changed)}); use the voice's settings")
+    weights = voice_dir / card[part]["file"]
+    try:
+        state = load_file(str(weights))
+        system.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except Exception as err:  # a damaged or mismatched file: the user's to fix
+        raise ConfigError(f"init_from: cannot load {weights} ({str(err).splitlines()[0]})") from None
+    system.init_steps = int(card[part].get("steps", 0))
+    log.info("%s: starting from %s (%d steps)", part, weights, system.init_steps)
+
 
 
 @torch.no_grad()
@@ -220,13 +315,14 @@ def make_gta_mels(recipe: Recipe, run_dir: Path, symbols: dict) -> Path:
 
 def train(recipe: Recipe) -> Path:
     """Train the stages the recipe asks for into recipe.run_dir; returns the run directory."""
-    read_metadata(recipe.data.root)  # fail fast, before any model is built, on a wrong data.root
+    read_rows(recipe.data.root)  # fail fast on a wrong data.root; bad rows are all named later, in one pass
     run_dir = Path(recipe.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _check_compatible(run_dir, recipe)
-    _save_recipe(run_dir, recipe)
+    symbols = _symbols(run_dir, recipe.init_from)
+    _validate_models(recipe, symbols)
+    _save_recipe(run_dir, recipe)  # only once the whole recipe has been checked
     L.seed_everything(recipe.trainer.seed, workers=True, verbose=False)
-    symbols = _symbols(run_dir)
     if recipe.stage in ("acoustic", "all"):
         train_acoustic(recipe, run_dir, symbols)
     if recipe.stage in ("vocoder", "all"):

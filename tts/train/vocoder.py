@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import ExitStack
 from typing import Union
 
 import lightning as L
@@ -11,6 +12,7 @@ import torch
 
 from tts.config import AudioConfig, VocoderTrainConfig, WaveNetConfig, from_dict
 from tts.models.wavenet import WaveNet
+from tts.train.ema import WeightAverage
 from tts.train.schedule import warmup_exp_decay
 
 # Seconds of audio generated from the first validation batch and logged to TensorBoard.
@@ -41,17 +43,52 @@ class WaveNetSystem(L.LightningModule):
                                    "train": dataclasses.asdict(train)})
         self.audio, self.model_config, self.train_config = audio, model, train
         self.model = WaveNet(model, n_mels=audio.n_mels, hop_length=audio.hop_length)
+        self._loss = self.batch_loss
+        self.ema = WeightAverage(self.model, decay=train.ema_decay) if train.ema_decay else None
+        self._ema_swap = ExitStack()
+        self.init_steps = 0  # steps the weights had when the run started from another voice (init_from)
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Teacher-forced output (B, out_channels, S * hop)."""
         return self.model(batch["audio"], batch["mel"])
 
+    def batch_loss(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Mean NLL per sample of audio (B, T) given mel (B, n_mels, F)."""
+        return self.model.nll(self.model(audio, mel), audio)
+
+    def compile_model(self) -> None:
+        """torch.compile the training loss: the whole teacher-forced network and its likelihood
+        fuse into one graph (the segments have one fixed shape, so it compiles once)."""
+        self._loss = torch.compile(self.batch_loss)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        loss = self.model.nll(self(batch), batch["audio"])
+        loss = self._loss(batch["audio"], batch["mel"])
         B = batch["audio"].shape[0]
         self.log("train/loss", loss, batch_size=B, prog_bar=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=B)
         return loss
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update()
+
+    # Validation loss and audio use the averaged weights: they are what the voice exports.
+    def on_validation_epoch_start(self) -> None:
+        if self.ema is not None:
+            self._ema_swap.enter_context(self.ema.swapped_in())
+
+    def on_validation_epoch_end(self) -> None:
+        self._ema_swap.close()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["init_steps"] = self.init_steps
+        if self.ema is not None:
+            checkpoint["weight_average"] = self.ema.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.init_steps = int(checkpoint.get("init_steps", 0))
+        if self.ema is not None and "weight_average" in checkpoint:
+            self.ema.load_state_dict(checkpoint["weight_average"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss = self.model.nll(self(batch), batch["audio"])
