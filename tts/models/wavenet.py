@@ -352,7 +352,8 @@ class WaveNet(nn.Module):
     def initial_input(self) -> float:
         """The input value fed before the first sample: silence (its mu-law class for "mulaw")."""
         if self.config.output == "mulaw":
-            return float(mulaw_encode(torch.zeros(()), self.config.mulaw_channels))
+            # mulaw_encode(0) in plain Python: a tensor here would break the compiled training graph.
+            return float(int((self.config.mulaw_channels - 1) / 2 + 0.5))
         return 0.0
 
     def _embed(self, inputs: torch.Tensor) -> torch.Tensor:
