@@ -302,21 +302,29 @@ def run_process(items: Sequence[BatchItem], outdir: Path, settings: BatchSetting
 
 
 def _spawned(rank: int, items: list, outdir: Path, settings: BatchSettings, world: int) -> None:
-    run_process(items, outdir, settings, rank=rank, world=world, device=f"cuda:{rank}")
+    if settings.device == "cpu":  # the cores are shared out between the processes
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    run_process(items, outdir, settings, rank=rank, world=world,
+                device="cpu" if settings.device == "cpu" else f"cuda:{rank}")
 
 
 def run_devices(items: Sequence[BatchItem], outdir: Path, settings: BatchSettings, devices: int) -> None:
     """One process per GPU (cuda:0 .. cuda:devices-1), each taking its share; waits for all.
+    With ``--device cpu``, N processes on the CPU instead (the same path, testable without GPUs).
     A process that dies raises here after the others have finished what they can."""
     import torch
     import torch.multiprocessing as mp
 
     visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if devices > visible:
+    if settings.device not in (None, "cpu"):
+        raise BatchInputError("--devices N puts process k on cuda:k; leave --device out (or --device cpu "
+                              "for N processes on the CPU)")
+    if settings.device is None and devices > visible:
         raise BatchInputError(f"--devices {devices} needs {devices} CUDA devices; {visible} visible"
-                              + ("" if visible else " (on a CPU-only machine leave --devices out)"))
-    if settings.device is not None:
-        raise BatchInputError("--devices N puts process k on cuda:k; leave --device out")
+                              + ("" if visible else " (on a CPU-only machine leave --devices out, "
+                                                    "or add --device cpu for N CPU processes)"))
     from tts.api import Synthesizer
 
     Synthesizer.load(settings.voice, device="cpu", vocoder=settings.vocoder)  # a bad voice fails here, once
