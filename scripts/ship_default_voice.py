@@ -12,6 +12,7 @@ scripts/eval_default_voice.py adds the measured metrics afterwards. Last line of
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import sys
@@ -22,12 +23,13 @@ from omegaconf import OmegaConf
 from safetensors.torch import load_file, save
 
 from tts.audio import atomic_write
-from tts.voice import DEFAULT_VOICE, read_card, write_card
+from tts.voice import DEFAULT_VOICE, load_card, read_card, write_card
 
 SIZE_BUDGET = 25_000_000  # bytes, the whole voice directory
 
 
 def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str) -> dict:
+    load_card(run_dir)  # every field checked before anything is written
     card = read_card(run_dir)
     missing = [part for part in ("acoustic", "vocoder") if part not in card]
     if missing:
@@ -36,8 +38,10 @@ def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str) -> dict:
     for part in ("acoustic", "vocoder"):
         state = load_file(str(run_dir / card[part]["file"]))
         half = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
-        atomic_write(out / f"{part}.safetensors", save(half))
+        data = save(half)
+        atomic_write(out / f"{part}.safetensors", data)
         card[part]["dtype"] = "float16"
+        card[part]["sha256"] = hashlib.sha256(data).hexdigest()  # checked when the voice loads
     corpus_card = json.loads((corpus / "corpus.json").read_text(encoding="utf-8"))
     rows = (corpus / "metadata.csv").read_text(encoding="utf-8").splitlines()
     card["provenance"] = {

@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 
 from tts.config import AudioConfig, DataConfig
-from tts.data import (BucketBatchSampler, CorpusError, SegmentDataset, TextMelCollate, prepare_corpus,
+from tts.data import (BucketBatchSampler, CorpusError, SegmentDataset, TextMelCollate, parse_row, prepare_corpus,
                       read_metadata, split)
 from tts.text import SymbolTable
 
@@ -59,6 +59,41 @@ def test_bad_rows_name_file_and_line(corpus, tmp_path, breakage, message):
     assert len(items) == 7 and "LJ003" not in {i.id for i in items}
 
 
+def test_every_bad_row_is_named_in_one_pass(corpus, tmp_path, caplog):
+    # Five different faults: all found at once, counted, the first few named, all in the report.
+    (corpus / "wavs" / "LJ001.wav").unlink()
+    (corpus / "wavs" / "LJ002.wav").write_bytes(b"junk")
+    sf.write(corpus / "wavs" / "LJ004.wav", np.zeros(500, np.float32), 16000)
+    _rewrite_row(corpus, 5, "LJ005||")
+    _rewrite_row(corpus, 6, "LJ006")
+    with pytest.raises(CorpusError) as err:
+        _prepare(corpus, tmp_path)
+    message = str(err.value)
+    assert len(message.splitlines()) == 1
+    assert "metadata.csv:2: LJ001" in message and "5 bad rows of 8" in message
+    assert "line 3 LJ002: " in message and "line 5 LJ004: " in message and ", ..." in message
+    report = tmp_path / "cache" / "bad_rows.tsv"
+    assert str(report) in message
+    rows = [line.split("\t") for line in report.read_text().splitlines()[1:]]
+    assert [(r[0], r[1]) for r in rows] == [("2", "LJ001"), ("3", "LJ002"), ("5", "LJ004"), ("6", "LJ005"),
+                                            ("7", "LJ006")]
+    reasons = [r[2] for r in rows]
+    assert "no such file" in reasons[0] and "cannot read audio" in reasons[1] and "16000" in reasons[2]
+    assert reasons[3] == "empty text" and "expected 'id|text|normalized text'" in reasons[4]
+
+    report.unlink()
+    with caplog.at_level("WARNING", logger="tts.data"):
+        items = _prepare(corpus, tmp_path, skip_bad=True)
+    assert len(items) == 3 and "skipped 5 bad row(s) of 8" in caplog.text
+    assert len(report.read_text().splitlines()) == 6  # skip_bad writes the same report
+
+    # Once the corpus is repaired the stale report goes away.
+    for uid in ("LJ001", "LJ002", "LJ004", "LJ005", "LJ006"):
+        (corpus / "metadata.csv").write_text("\n".join(
+            line for line in (corpus / "metadata.csv").read_text().splitlines() if not line.startswith(uid)) + "\n")
+    assert len(_prepare(corpus, tmp_path)) == 3 and not report.exists()
+
+
 def _rewrite_row(root, index, row):
     lines = (root / "metadata.csv").read_text().splitlines()
     lines[index] = row
@@ -71,24 +106,52 @@ def test_metadata_errors(tmp_path):
     with pytest.raises(CorpusError, match="metadata.csv not found"):
         read_metadata(tmp_path)
     (tmp_path / "metadata.csv").write_text("a|x\nb\n")
-    with pytest.raises(CorpusError, match="metadata.csv:2: expected"):
+    with pytest.raises(CorpusError, match="metadata.csv:2: b: expected"):
         read_metadata(tmp_path)
     (tmp_path / "metadata.csv").write_text("a|x\na|y\n")
     with pytest.raises(CorpusError, match="already used on line 1"):
         read_metadata(tmp_path)
     (tmp_path / "metadata.csv").write_text("a|Raw 1 text|Normalized one text\nb|only raw\n")
     assert [r.text for r in read_metadata(tmp_path)] == ["Normalized one text", "only raw"]
+    assert [r.raw_text for r in read_metadata(tmp_path)] == ["Raw 1 text", "only raw"]
+
+
+def test_row_parser_decides_the_text_once_and_reads_speakers():
+    assert parse_row("a|Raw 1|Normalized one\n") == ("a", None, "Raw 1", "Normalized one")
+    assert parse_row("a|Raw 1|  ") == ("a", None, "Raw 1", "Raw 1")  # an empty normalized column: raw
+    assert parse_row("a|spk1|Hello.|hello", speakers=True) == ("a", "spk1", "Hello.", "hello")
+    assert parse_row("a|spk1|Hello.", speakers=True) == ("a", "spk1", "Hello.", "Hello.")
+    for row, reason, speakers in (("a", "expected 'id|text|normalized text'", False),
+                                  ("a|x|y|z", "at most 3", False),
+                                  ("a|hello", "expected 'id|speaker|text|normalized text'", True),
+                                  ("a| |hello", "empty speaker", True),
+                                  ("|x", "empty id", False), ("../x|y", "not a file name", False)):
+        with pytest.raises(ValueError, match=reason):
+            parse_row(row, speakers=speakers)
+
+
+def test_validation_split_is_clamped_on_a_small_corpus(corpus, tmp_path, caplog):
+    # The ljspeech recipe holds out 64 utterances; on 8 that would leave nothing to train on.
+    items = _prepare(corpus, tmp_path)
+    with caplog.at_level("WARNING", logger="tts.data"):
+        train, val = split(items, val_size=64, seed=0)
+    assert len(val) == 1 and len(train) == 7
+    assert "data.val_size=64 would hold out 8 of 8 utterances; using 1" in caplog.text
+    many = items * 5  # ids repeat, which split does not mind: 40 items
+    assert len(split(many, val_size=64, seed=0)[1]) == 4
+    assert split(items[:1], val_size=64, seed=0) == (items[:1], [])
 
 
 def test_split_is_deterministic_and_disjoint(corpus, tmp_path):
     items = _prepare(corpus, tmp_path)
-    train, val = split(items, val_size=2, seed=3)
-    assert len(val) == 2 and not {i.id for i in train} & {i.id for i in val}
-    assert split(list(reversed(items)), val_size=2, seed=3) == (train, val)
+    train, val = split(items, val_size=1, seed=3)
+    assert len(val) == 1 and len(train) == 7 and not {i.id for i in train} & {i.id for i in val}
+    assert split(list(reversed(items)), val_size=1, seed=3) == (train, val)
+    assert split(items, val_size=1, seed=4) != (train, val)
 
 
 def test_collate_pads_text_and_mel():
-    collate = TextMelCollate(pad_id=0, log_floor=1e-5)
+    collate = TextMelCollate(pad_id=0, audio=AudioConfig(log_floor=1e-5))
     batch = collate([{"id": "a", "ids": np.array([5, 6, 7], np.int16), "mel": np.ones((80, 4), np.float32)},
                      {"id": "b", "ids": np.array([5], np.int16), "mel": np.ones((80, 9), np.float32)}])
     assert batch["text"].tolist() == [[5, 6, 7], [5, 0, 0]]

@@ -7,6 +7,7 @@ Vocoder training pairs ``F`` frames with ``F * hop_length`` samples, dropping th
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 import tempfile
@@ -25,6 +26,11 @@ PathLike = Union[str, os.PathLike]
 
 class AudioError(TTSError):
     """A wav file that cannot be used; the message names the file and what to fix."""
+
+
+def mel_silence(audio: AudioConfig) -> float:
+    """The log-mel value of silence, log(audio.log_floor): what every mel is padded with."""
+    return math.log(audio.log_floor)
 
 
 def num_frames(n_samples: int, audio: AudioConfig) -> int:
@@ -70,7 +76,7 @@ class MelSpectrogram(nn.Module):
         if squeeze:
             wav = wav.unsqueeze(0)
         mel = torch.matmul(self.filterbank, self.magnitude(wav.float()))
-        mel = torch.log(torch.clamp(mel, min=self.audio.log_floor))
+        mel = torch.log(torch.clamp(mel, min=self.audio.log_floor))  # silence is mel_silence(audio)
         return mel.squeeze(0) if squeeze else mel
 
 
@@ -155,14 +161,33 @@ def save_wav(path: Union[PathLike, BinaryIO], wav: Union[np.ndarray, torch.Tenso
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it into place."""
+    """Write to a temporary file beside ``path`` and rename it into place: a reader sees the old
+    file or the new one, never a part. The file gets the permissions a plain open() would give it
+    (0666 less the umask), not the temporary file's 0600."""
+    path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (os.umask can only set it, and setting it even
+    for a moment would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -1,7 +1,9 @@
 """Corpora in the LJSpeech layout, the feature cache, datasets, batching and DataModules.
 
 A corpus is ``ROOT/metadata.csv`` with rows ``id|text|normalized text`` (the third column may be
-missing or empty) and ``ROOT/wavs/ID.wav``. Every row is checked before training starts; phoneme ids,
+missing or empty; a multi-speaker corpus has ``id|speaker|text|normalized text``) and
+``ROOT/wavs/ID.wav``. Every row is checked in one pass before training starts, and every bad row is
+reported together (data/README.md describes the layout); phoneme ids,
 log-mels and 16-bit audio are computed once per utterance and cached under a directory keyed by the
 audio config and symbol table, so a changed config never reads stale features.
 """
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
-from tts.audio import AudioError, MelSpectrogram, atomic_write, load_wav, num_frames
+from tts.audio import AudioError, MelSpectrogram, atomic_write, load_wav, mel_silence, num_frames
 from tts.config import AudioConfig, DataConfig
 from tts.errors import TTSError
 
@@ -41,38 +43,109 @@ class CorpusError(TTSError):
 @dataclass(frozen=True)
 class Utterance:
     id: str
-    text: str
+    text: str  # what is spoken: the normalized column when it is there, else the raw text
     wav: Path
     line: int  # 1-based line in metadata.csv, for error messages
+    raw_text: str = ""  # the text column as written
+    speaker: Optional[str] = None  # multi-speaker corpora only
 
 
-def read_metadata(root: os.PathLike | str) -> list[Utterance]:
-    """Parse ROOT/metadata.csv. Raises CorpusError for a missing file or a malformed row."""
+@dataclass(frozen=True)
+class BadRow:
+    line: int
+    id: str
+    reason: str
+
+
+def parse_row(line: str, *, speakers: bool = False) -> tuple[str, Optional[str], str, str]:
+    """One metadata row -> (id, speaker or None, raw text, text to speak), the one place that
+    decides between the raw and the normalized column (normalized when present and not empty).
+    Rows are ``id|text[|normalized]``, or with ``speakers`` ``id|speaker|text[|normalized]``.
+    Raises ValueError with the reason for a malformed row."""
+    fields = line.rstrip("\n\r").split("|")
+    columns = ["id", "speaker", "text"] if speakers else ["id", "text"]
+    if len(fields) < len(columns):
+        raise ValueError(f"expected '{'|'.join(columns)}|normalized text', got {line.strip()[:60]!r}")
+    if len(fields) > len(columns) + 1:
+        raise ValueError(f"expected at most {len(columns) + 1} '|'-separated fields, got {len(fields)} "
+                         f"(a '|' inside the text?)")
+    uid = fields[0].strip()
+    if not uid:
+        raise ValueError("empty id")
+    if "/" in uid or "\\" in uid or uid in (".", ".."):
+        raise ValueError(f"id {uid!r} is not a file name (it names wavs/ID.wav)")
+    speaker = fields[1].strip() if speakers else None
+    if speakers and not speaker:
+        raise ValueError("empty speaker")
+    raw = fields[len(columns) - 1].strip()
+    normalized = fields[len(columns)].strip() if len(fields) > len(columns) else ""
+    return uid, speaker, raw, normalized or raw
+
+
+def read_rows(root: os.PathLike | str, *, speakers: bool = False) -> tuple[list[Utterance], list[BadRow]]:
+    """Parse ROOT/metadata.csv in one pass -> (good rows, bad rows with their reasons). Raises
+    CorpusError only for the layout: a missing directory or file, or a file with no rows."""
     root = Path(root)
     metadata = root / "metadata.csv"
     if not root.is_dir():
         raise CorpusError(f"data.root {root} is not a directory")
     if not metadata.is_file():
         raise CorpusError(f"{metadata} not found: data.root must hold metadata.csv and wavs/ (the LJSpeech layout)")
-    rows = []
+    rows, bad = [], []
     seen: dict[str, int] = {}
-    with open(metadata, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            line = line.rstrip("\n\r")
-            if not line.strip():
-                continue
-            fields = line.split("|")
-            if len(fields) < 2:
-                raise CorpusError(f"{metadata}:{line_no}: expected 'id|text|normalized text', got {line[:60]!r}")
-            uid = fields[0].strip()
-            text = (fields[2] if len(fields) > 2 and fields[2].strip() else fields[1]).strip()
-            if uid in seen:
-                raise CorpusError(f"{metadata}:{line_no}: id {uid!r} already used on line {seen[uid]}")
-            seen[uid] = line_no
-            rows.append(Utterance(id=uid, text=text, wav=root / "wavs" / f"{uid}.wav", line=line_no))
-    if not rows:
+    try:
+        with open(metadata, encoding="utf-8") as f:
+            lines = list(f)
+    except (OSError, UnicodeDecodeError) as err:
+        raise CorpusError(f"{metadata}: cannot read it ({err})") from None
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            uid, speaker, raw, text = parse_row(line, speakers=speakers)
+        except ValueError as err:
+            bad.append(BadRow(line_no, line.split("|", 1)[0].strip()[:40] or "?", str(err)))
+            continue
+        if uid in seen:
+            bad.append(BadRow(line_no, uid, f"id {uid!r} already used on line {seen[uid]}"))
+            continue
+        seen[uid] = line_no
+        rows.append(Utterance(id=uid, text=text, wav=root / "wavs" / f"{uid}.wav", line=line_no, raw_text=raw,
+                              speaker=speaker))
+    if not rows and not bad:
         raise CorpusError(f"{metadata} has no rows")
+    return rows, bad
+
+
+def read_metadata(root: os.PathLike | str, *, speakers: bool = False) -> list[Utterance]:
+    """Parse ROOT/metadata.csv; raises CorpusError naming every malformed row (count, the first
+    few) or a missing file."""
+    rows, bad = read_rows(root, speakers=speakers)
+    if bad:
+        raise CorpusError(_bad_rows_message(Path(root) / "metadata.csv", bad, len(rows) + len(bad), report=None))
     return rows
+
+
+SHOWN_BAD_ROWS = 3
+
+
+def _bad_rows_message(metadata: Path, bad: Sequence[BadRow], total: int, report: Optional[Path]) -> str:
+    first = bad[0]
+    message = f"{metadata}:{first.line}: {first.id}: {first.reason}"
+    if len(bad) > 1:
+        more = "; ".join(f"line {b.line} {b.id}: {b.reason}" for b in bad[1:SHOWN_BAD_ROWS])
+        etc = ", ..." if len(bad) > SHOWN_BAD_ROWS else ""
+        message += f"; {len(bad)} bad rows of {total} in all ({more}{etc})"
+    if report is not None:
+        message += f"; every bad row and why: {report}"
+    return message
+
+
+def write_bad_rows_report(path: Path, metadata: Path, bad: Sequence[BadRow]) -> None:
+    """A tab-separated list of every bad row: line, id, reason."""
+    lines = [f"# bad rows of {metadata}: line, id, reason", *(f"{b.line}\t{b.id}\t{b.reason}" for b in bad)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
 
 
 def cache_key(audio: AudioConfig, symbols: dict, resample: bool) -> str:
@@ -136,21 +209,29 @@ class Item:
     n_frames: int
 
 
+BAD_ROWS_REPORT = "bad_rows.tsv"
+
+
 def prepare_corpus(
-    data: DataConfig, audio: AudioConfig, symbols: dict, cache_root: Path, *, progress: bool = True
+    data: DataConfig, audio: AudioConfig, symbols: dict, cache_root: Path, *, progress: bool = True,
+    report: Optional[Path] = None,
 ) -> list[Item]:
     """Validate every row of the corpus and cache its features (in parallel, with a progress bar).
 
-    A bad row raises CorpusError naming the file and the metadata line, unless data.skip_bad is set:
-    then it is left out and counted in the log.
+    Every bad row is found in this one pass: they are written to ``report`` (default
+    CACHE_ROOT/bad_rows.tsv) with their reasons and raise one CorpusError that counts them and
+    names the first few, unless data.skip_bad is set: then they are left out, counted in the log
+    and listed in the same report.
     """
     from tqdm import tqdm
 
-    rows = read_metadata(data.root)
+    rows, bad = read_rows(data.root)
+    total = len(rows) + len(bad)
     cache_dir = cache_root / cache_key(audio, symbols, data.resample)
     cache_dir.mkdir(parents=True, exist_ok=True)
     featurize = _Featurizer(audio, symbols, data.resample, cache_dir)
     metadata = Path(data.root) / "metadata.csv"
+    report = report if report is not None else cache_root / BAD_ROWS_REPORT
     workers = min(data.num_workers, os.cpu_count() or 1, max(1, len(rows) // 8))
     bar = tqdm(total=len(rows), desc="features", unit="utt", disable=not progress, leave=False)
     results = []
@@ -165,17 +246,21 @@ def prepare_corpus(
             bar.update()
     bar.close()
 
-    items, bad = [], []
+    items = []
     for row, (uid, error, n_symbols, n_frames) in zip(rows, results):
         if error is not None:
-            message = f"{metadata}:{row.line}: {uid}: {error}"
-            if not data.skip_bad:
-                raise CorpusError(message + " (fix it, or set data.skip_bad=true to skip bad rows)")
-            bad.append(message)
+            bad.append(BadRow(row.line, uid, error))
             continue
         items.append(Item(uid, featurize.path(row), n_symbols, n_frames))
+    bad.sort(key=lambda b: b.line)
     if bad:
-        log.warning("skipped %d bad row(s) of %d; first: %s", len(bad), len(rows), bad[0])
+        write_bad_rows_report(report, metadata, bad)
+        message = _bad_rows_message(metadata, bad, total, report)
+        if not data.skip_bad:
+            raise CorpusError(message + " (fix them, or set data.skip_bad=true to skip bad rows)")
+        log.warning("skipped %d bad row(s) of %d (data.skip_bad=true): %s", len(bad), total, message)
+    else:
+        report.unlink(missing_ok=True)  # a report from an earlier, since repaired, corpus
     max_frames = num_frames(int(data.max_seconds * audio.sample_rate), audio)
     too_long = [item for item in items if item.n_frames > max_frames]
     if too_long:
@@ -186,11 +271,24 @@ def prepare_corpus(
     return items
 
 
+# At most this share of a corpus is held out for validation: data.val_size is a count meant for a
+# full corpus (the ljspeech recipe's 64 of 13,100), and on a small one it would leave almost
+# nothing to train on.
+MAX_VAL_FRACTION = 0.1
+
+
 def split(items: Sequence[Item], *, val_size: int, seed: int) -> tuple[list[Item], list[Item]]:
-    """Deterministic train/validation split: the same corpus and seed always give the same split."""
+    """Deterministic train/validation split: the same corpus and seed always give the same split.
+    ``val_size`` is clamped, with a warning, to MAX_VAL_FRACTION of the corpus (at least one item
+    when there are two or more)."""
     ordered = sorted(items, key=lambda item: item.id)
     random.Random(seed).shuffle(ordered)
-    val_size = min(val_size, max(len(ordered) - 1, 0))
+    limit = max(1, int(len(ordered) * MAX_VAL_FRACTION)) if len(ordered) > 1 else 0
+    if val_size > limit:
+        log.warning("data.val_size=%d would hold out %d of %d utterances; using %d (at most %d%% of the corpus) "
+                    "for validation", val_size, min(val_size, len(ordered)), len(ordered), limit,
+                    round(100 * MAX_VAL_FRACTION))
+        val_size = limit
     return ordered[val_size:], ordered[:val_size]
 
 
@@ -215,11 +313,11 @@ class TextMelDataset(Dataset):
 class TextMelCollate:
     """Pads a list of examples into the batch dict the acoustic system expects:
     text (B, L) long padded with pad_id, text_lengths (B,), mel (B, n_mels, T) padded with
-    log(log_floor), mel_lengths (B,), ids list[str]."""
+    mel_silence(audio), mel_lengths (B,), ids list[str]."""
 
-    def __init__(self, *, pad_id: int, log_floor: float):
+    def __init__(self, *, pad_id: int, audio: AudioConfig):
         self.pad_id = pad_id
-        self.mel_pad = math.log(log_floor)
+        self.mel_pad = mel_silence(audio)
 
     def __call__(self, examples: list[dict]) -> dict:
         text_lengths = torch.tensor([len(e["ids"]) for e in examples])
@@ -311,8 +409,7 @@ class SegmentDataset(Dataset):
         usable = mel.shape[1] - 1  # the last frame has no full hop of samples after it
         pcm = np.pad(pcm, (0, max(0, (frames + usable) * hop - len(pcm))))
         if usable < frames:
-            floor = math.log(self.audio.log_floor)
-            mel = np.pad(mel[:, :usable], ((0, 0), (0, frames - usable)), constant_values=floor)
+            mel = np.pad(mel[:, :usable], ((0, 0), (0, frames - usable)), constant_values=mel_silence(self.audio))
             start = 0
         else:
             start = int(self.rng.integers(0, usable - frames + 1)) if self.random_start else 0
@@ -354,7 +451,7 @@ class CorpusDataModule(L.LightningDataModule):
         if self.stage == "acoustic":
             sampler = BucketBatchSampler([item.n_frames for item in items], batch_size=self.batch_size,
                                          seed=self.data.seed, shuffle=train)
-            collate = TextMelCollate(pad_id=self.symbols["pad_id"], log_floor=self.audio.log_floor)
+            collate = TextMelCollate(pad_id=self.symbols["pad_id"], audio=self.audio)
             return DataLoader(TextMelDataset(items), batch_sampler=sampler, collate_fn=collate, **common)
         dataset = SegmentDataset(items, segment_frames=self.segment_frames, audio=self.audio, mel_dir=self.gta_dir,
                                  seed=self.data.seed, random_start=train)

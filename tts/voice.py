@@ -11,80 +11,44 @@ Loading reads JSON and safetensors only; nothing is unpickled.
 
 from __future__ import annotations
 
-import json
+import hashlib
 import logging
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
-from tts.audio import atomic_write
-from tts.config import AudioConfig, ConfigError, TacotronConfig, WaveNetConfig, from_dict
-from tts.errors import TTSError
+from tts.audio import atomic_write, mel_silence
+from tts.card import (CARD, CARD_FORMAT, PARTS, VoiceCard, VoiceError, load_card, read_card,  # noqa: F401 (re-exported)
+                      update_card, write_card)
+from tts.config import AudioConfig
 
 log = logging.getLogger(__name__)
 
-CARD = "voice.json"
-CARD_FORMAT = 1
-PARTS = ("acoustic", "vocoder")
 DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"
-
-
-class VoiceError(TTSError):
-    """A voice directory that cannot be used; the message says what is missing or inconsistent."""
-
-
-def read_card(voice_dir: Path) -> dict:
-    path = Path(voice_dir) / CARD
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise VoiceError(f"{voice_dir} is not a voice: it has no {CARD} "
-                         f"(a training run gets one when its acoustic stage finishes)") from None
-    except (OSError, json.JSONDecodeError) as err:
-        raise VoiceError(f"{path}: cannot read the voice card ({err})") from None
-    if card.get("format") != CARD_FORMAT:
-        raise VoiceError(f"{path}: unknown card format {card.get('format')!r} (expected {CARD_FORMAT})")
-    return card
-
-
-def write_card(voice_dir: Path, card: dict) -> None:
-    atomic_write(Path(voice_dir) / CARD, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
 
 
 def export_part(voice_dir: Path, part: str, model: torch.nn.Module, *, audio: AudioConfig, config, steps: int,
                 symbols: Optional[dict] = None, dtype: torch.dtype = torch.float32) -> None:
-    """Write one part's weights as safetensors and record it in the card."""
+    """Write one part's weights as safetensors and record it in the card, with the file's sha256
+    (checked at load, so a damaged file is refused instead of speaking garbage)."""
     from safetensors.torch import save
 
     voice_dir = Path(voice_dir)
     state = {name: tensor.detach().to("cpu", dtype if tensor.is_floating_point() else tensor.dtype).contiguous()
              for name, tensor in model.state_dict().items()}
-    atomic_write(voice_dir / f"{part}.safetensors", save(state))
+    data = save(state)
+    atomic_write(voice_dir / f"{part}.safetensors", data)
 
     def record(card: dict) -> None:
         if symbols is not None:
             card["symbols"] = symbols
         card[part] = {"audio": asdict(audio), "config": asdict(config), "steps": int(steps),
-                      "file": f"{part}.safetensors"}
+                      "file": f"{part}.safetensors", "sha256": hashlib.sha256(data).hexdigest()}
 
     update_card(voice_dir, record)
-
-
-def update_card(voice_dir: Path, change: Callable[[dict], None]) -> dict:
-    """Read the card (a new one if there is none), apply ``change`` to it in place and write it
-    back, holding a lock file beside it: the two stages of a run, trained side by side, export into
-    the same card, and neither may lose the other's part. Returns the card as written."""
-    from filelock import FileLock
-
-    voice_dir = Path(voice_dir)
-    with FileLock(voice_dir / f".{CARD}.lock"):
-        card = read_card(voice_dir) if (voice_dir / CARD).is_file() else {"format": CARD_FORMAT}
-        change(card)
-        write_card(voice_dir, card)
-    return card
 
 
 def write_untrained_voice(voice_dir: Path, recipe, *, seed: int = 0) -> Path:
@@ -110,19 +74,32 @@ def write_untrained_voice(voice_dir: Path, recipe, *, seed: int = 0) -> Path:
     return voice_dir
 
 
-def _mismatch(a: dict, b: dict) -> list[str]:
+def _mismatch(a: AudioConfig, b: AudioConfig) -> list[str]:
+    a, b = asdict(a), asdict(b)
     return [f"{key} ({a.get(key)} vs {b.get(key)})" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
-def _load_weights(model: torch.nn.Module, path: Path) -> None:
-    from safetensors.torch import load_file
+def _load_weights(model: torch.nn.Module, path: Path, sha256: Optional[str]) -> None:
+    """Load safetensors weights into ``model``; a missing, truncated or corrupt file, or one that
+    does not fit the model, is a VoiceError naming the file."""
+    from safetensors.torch import load
 
-    if not path.is_file():
-        raise VoiceError(f"{path} is missing")
     try:
-        state = load_file(str(path))
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise VoiceError(f"{path} is missing") from None
+    except OSError as err:
+        raise VoiceError(f"{path}: cannot read the weights ({err.strerror})") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise VoiceError(f"{path} is damaged: its sha256 differs from the one in {CARD} "
+                         f"(copy the voice again, or export it again from its run)")
+    try:
+        state = load(data)
+    except Exception as err:  # safetensors raises its own SafetensorError (no common base) for broken files
+        raise VoiceError(f"{path} is damaged or not a safetensors file ({str(err).splitlines()[0]})") from None
+    try:
         model.load_state_dict(state, strict=True)
-    except (RuntimeError, OSError) as err:
+    except RuntimeError as err:
         raise VoiceError(f"{path}: weights do not fit the model in {CARD} ({str(err).splitlines()[0]})") from None
 
 
@@ -144,13 +121,13 @@ class Voice:
     >>> wav = voice.synthesize(["Hello world."])[0]
     """
 
-    def __init__(self, *, card: dict, acoustic: torch.nn.Module, vocoder: Optional[torch.nn.Module],
+    def __init__(self, *, card: VoiceCard, acoustic: torch.nn.Module, vocoder: Optional[torch.nn.Module],
                  device: torch.device, path: Path, frontend=None):
         from tts.text import Frontend, SymbolTable
 
         self.card, self.acoustic, self.vocoder, self.device, self.path = card, acoustic, vocoder, device, path
-        self.audio = from_dict(AudioConfig, card["acoustic"]["audio"])
-        self.symbols = SymbolTable.from_dict(card["symbols"])
+        self.audio = card.acoustic.audio
+        self.symbols = SymbolTable.from_dict(card.symbols)
         self.frontend = frontend or Frontend()
 
     @property
@@ -161,7 +138,8 @@ class Voice:
     def load(cls, path: Union[str, Path, None] = None, *, device: Optional[str] = None, vocoder: bool = True,
              frontend=None) -> "Voice":
         """Load a voice directory (None: the default voice shipped with the package). ``frontend``
-        reuses an already loaded tts.text.Frontend."""
+        reuses an already loaded tts.text.Frontend. Everything is checked here: the card's fields
+        and types, that its parts agree, and the weights files (VoiceError naming the file)."""
         from tts.models.tacotron import Tacotron
         from tts.models.wavenet import WaveNet
 
@@ -172,28 +150,26 @@ class Voice:
         path = Path(path)
         if not path.is_dir():
             raise VoiceError(f"voice directory {path} does not exist")
-        card = read_card(path)
-        if "acoustic" not in card or "symbols" not in card:
+        card = load_card(path)
+        if card.acoustic is None:
             raise VoiceError(f"{path} has no trained acoustic model yet (its acoustic stage has not finished)")
         torch_device = resolve_device(device)
+        audio = card.acoustic.audio
+        use_vocoder = vocoder and card.vocoder is not None
+        if use_vocoder:
+            differ = _mismatch(audio, card.vocoder.audio)
+            if differ:
+                raise VoiceError(f"{path}: the acoustic model and the vocoder were trained on different audio "
+                                 f"settings: {', '.join(differ)}")
         try:
-            audio = from_dict(AudioConfig, card["acoustic"]["audio"])
-            acoustic = Tacotron(from_dict(TacotronConfig, card["acoustic"]["config"]),
-                                n_symbols=len(card["symbols"]["symbols"]), n_mels=audio.n_mels,
-                                pad_id=card["symbols"]["pad_id"])
-            wavenet = None
-            if vocoder and "vocoder" in card:
-                differ = _mismatch(card["acoustic"]["audio"], card["vocoder"]["audio"])
-                if differ:
-                    raise VoiceError(f"{path}: the acoustic model and the vocoder were trained on different audio "
-                                     f"settings: {', '.join(differ)}")
-                wavenet = WaveNet(from_dict(WaveNetConfig, card["vocoder"]["config"]), n_mels=audio.n_mels,
-                                  hop_length=audio.hop_length)
-        except (ConfigError, KeyError, TypeError) as err:
-            raise VoiceError(f"{path / CARD}: invalid voice card ({err})") from None
-        _load_weights(acoustic, path / card["acoustic"]["file"])
+            acoustic = Tacotron(card.acoustic.config, n_symbols=len(card.symbols["symbols"]), n_mels=audio.n_mels,
+                                pad_id=card.symbols["pad_id"])
+            wavenet = WaveNet(card.vocoder.config, n_mels=audio.n_mels, hop_length=audio.hop_length) if use_vocoder else None
+        except (ValueError, RuntimeError) as err:  # sizes that build no model (the card's types are checked)
+            raise VoiceError(f"{card.path}: invalid model configuration ({str(err).splitlines()[0]})") from None
+        _load_weights(acoustic, card.weights("acoustic"), card.acoustic.sha256)
         if wavenet is not None:
-            _load_weights(wavenet, path / card["vocoder"]["file"])
+            _load_weights(wavenet, card.weights("vocoder"), card.vocoder.sha256)
             wavenet = wavenet.to(torch_device).eval()
         return cls(card=card, acoustic=acoustic.to(torch_device).eval(), vocoder=wavenet, device=torch_device, path=path,
                    frontend=frontend)
@@ -234,11 +210,9 @@ class Voice:
     def vocode(self, mels: Sequence[torch.Tensor], *, vocoder: str = "auto", seed: Optional[int] = None,
                progress: bool = False) -> list[np.ndarray]:
         """Mels (n_mels, T_i) -> waveforms (T_i * hop,) float32 in [-1, 1]."""
-        if vocoder == "auto":
-            # A card may name the vocoder that measured clearer (an under-trained WaveNet is worse
-            # than Griffin-Lim); otherwise a voice's own WaveNet is preferred.
-            preferred = self.card.get("default_vocoder", "wavenet")
-            vocoder = "wavenet" if preferred == "wavenet" and self.vocoder is not None else "griffinlim"
+        # auto: the card's default_vocoder (an under-trained WaveNet may measure worse than
+        # Griffin-Lim), and Griffin-Lim when the voice's WaveNet is not loaded.
+        vocoder = self.card.vocoder_for(vocoder, has_vocoder=self.vocoder is not None)
         if vocoder == "griffinlim":
             return [self._griffin_lim(mel, seed) for mel in mels]
         if vocoder != "wavenet":
@@ -246,7 +220,7 @@ class Voice:
         if self.vocoder is None:
             raise VoiceError(f"{self.path} has no trained vocoder; use --vocoder griffinlim")
         lengths = torch.tensor([mel.shape[1] for mel in mels])
-        batch = torch.full((len(mels), self.audio.n_mels, int(lengths.max())), float(np.log(self.audio.log_floor)),
+        batch = torch.full((len(mels), self.audio.n_mels, int(lengths.max())), mel_silence(self.audio),
                            device=self.device)
         for i, mel in enumerate(mels):
             batch[i, :, : mel.shape[1]] = mel
@@ -262,7 +236,7 @@ class Voice:
 
         frames, hop = mel.shape[1], self.audio.hop_length
         needed = max(frames, self.audio.n_fft // hop + 2)
-        padded = torch.nn.functional.pad(mel.float(), (0, needed - frames), value=float(np.log(self.audio.log_floor)))
+        padded = torch.nn.functional.pad(mel.float(), (0, needed - frames), value=mel_silence(self.audio))
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(0 if seed is None else seed)
