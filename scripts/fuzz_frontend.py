@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     logging.disable(logging.WARNING)  # every emoji would log its warning
     rng = random.Random(args.seed)
     frontend = Frontend()
-    frontend.describe("Warm up: Dr. Smith paid $3.50 on Jan. 5.")
+    frontend.describe("Warm up: Dr. Smith paid $3.50 on Jan. 5 for a zorblatt.")  # loads every model
     counts: collections.Counter = collections.Counter()
     crashes: list[tuple[str, str]] = []
     slowest = (0.0, "")

@@ -81,3 +81,19 @@ def test_phonemize_json_shows_rule_class_per_token(capsys):
     assert first["phonemes"] == " ".join(joined)
     assert second["tokens"][1] == {"token": "wound", "class": "word", "written": "wound",
                                    "phonemes": ["W", "UW1", "N", "D"]}
+
+
+@pytest.mark.parametrize("written, spoken", [
+    ("Yes, OK.", "yes , ok ."),  # a state code only before a ZIP code when it is also a word
+    ("The year ending 1999.", "the year ending nineteen ninety nine ."),  # "ending" keys digits after in/with or card
+    ("Order 1000 pizzas.", "order one thousand pizzas ."),
+    ("Order number 1000.", "order number one zero zero zero ."),
+    ("Between 100-1000 users.", "between one hundred to one thousand users ."),  # not a phone number
+    ("Ping 192.168.0.1 now.", "ping one nine two dot one six eight dot zero dot one now ."),
+    ("H2O and 3D and 5G.", "H two O and three D and five G ."),
+    ("He was born in 1990 and moved at 5.", "he was born in nineteen ninety and moved at five ."),
+    ("I sat on the Sun.", "i sat on the sun ."),  # weekdays only where a date follows
+    ("The 9/11 attacks.", "the nine eleven attacks ."),
+])
+def test_rules_keep_out_of_ordinary_text(frontend, written, spoken):
+    assert frontend.normalize(written) == spoken

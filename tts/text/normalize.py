@@ -64,6 +64,7 @@ _CHARACTERS = str.maketrans({
     "∞": " infinity ", "π": " pi ", "Π": " pi ", "µ": "u", "μ": "u",
 })
 _LOOKBACK = 80  # characters of context a rule looks at before its match; keeps every rule linear
+_STATE_WORDS = frozenset({"OK", "OR", "IN", "ME", "HI", "OH", "ID"})  # read as states only before a ZIP code
 _TIME_ZONE = re.compile(r"\s+(?:[ECMPA][SD]?T|GMT|UTC|BST|CET|CEST|IST|JST|AEST)\b")
 _SENTENCE_END = re.compile(r"\s*\Z|\s+[\"']?[A-Z]")
 _OPERATOR_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by", "=": "equals", "^": "to the power of",
@@ -143,7 +144,7 @@ class Normalizer:
             ("phone", rule(r"(?<![\w+-])(?:(\+?1)[-.\s])?(?:\((\d{3})\)\s?|(\d{3})[-.])(\d{3})[-.](\d{4})(?![\w-])"),
              self._phone),
             ("phone", rule(r"(?<![\w+])\+(\d{1,3})((?:[\s-]\d{1,5}){2,5})(?![\w-])"), self._international_phone),
-            ("phone", rule(r"(?<![\w-])(\d{3})-(\d{4})(?![\w-])"), self._phone),
+            ("phone", rule(r"(?<![\w-])([2-9]\d{2})-(\d{4})(?![\w-])"), self._phone),
             ("address", rule(rf"(?<=[a-z]),\s+({states})\b(?:\s+(\d{{5}})(?:-(\d{{4}}))?\b)?(?=\s*(?:$|[.,;!?)]|\d))"),
              self._state),
             ("address", rule(rf"\b({states})\s+(\d{{5}})(?:-(\d{{4}}))?\b"), self._state),
@@ -154,8 +155,10 @@ class Normalizer:
             ("version", rule(r"\b(?:(v|V)\.?|(version|Version|ver\.)\s+)(\d+(?:\.\d+)*)(?!\w|\.\d)"), self._version),
             ("version", rule(r"\b(" + "|".join(VERSIONED_NAMES) + r")\s+(\d+\.\d+(?:\.\d+)*)(?!\w|\.\d)"),
              self._named_version),
+            ("url", rule(r"(?<![\w.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?!\w|\.\d)"),
+             lambda m, text: " dot ".join(self.numbers.digits(p) for p in m.group(1).split("."))),
             ("version", rule(r"(?<![\w.])(\d+(?:\.\d+){2,})(?!\w|\.\d)"), self._dotted_version),
-            ("digits", rule(r"\b(ending(?:\s+(?:in|with))?|last\s+(?:four|4)(?:\s+digits)?|PIN|pin|OTP|otp|"
+            ("digits", rule(r"\b(ending\s+(?:in|with)|(?<=card\s)ending|last\s+(?:four|4)(?:\s+digits)?|PIN|pin|OTP|otp|"
                             r"[Cc]ode|passcode|[Aa]ccount|[Aa]cct\.?|[Ee]xt\.?|[Ee]xtension|[Ss]erial|[Tt]racking|"
                             r"[Cc]onfirmation|[Rr]eference|[Rr]ef\.?|[Ii]nvoice|[Oo]rder|[Pp]olicy|ID|[Zz]ip|ZIP)"
                             r"((?:\s+(?:number|no\.|code|num\.?|#))?(?:\s+is)?\s*[:#]?\s*)"
@@ -306,7 +309,7 @@ class Normalizer:
             if part.isdigit():
                 words.append(self.cardinal(part) if len(part) <= 2 and not part.startswith("0") and not digit_by_digit
                              else self.numbers.digits(part))
-            elif len(part) > 3 and self._is_word(part.lower()) and part.lower() not in SPELLED_WORDS:
+            elif part.lower() not in SPELLED_WORDS and (len(part) > 4 or len(part) == 4 and self._is_word(part.lower())):
                 words.append(part.lower())
             else:
                 words.append(" ".join(part.upper()))
@@ -318,8 +321,9 @@ class Normalizer:
     def _keyed_digits(self, m: re.Match, text: str) -> Result:
         """Digits after "ending in", "PIN", "code", "account" ... are read one by one."""
         key, middle, code = m.group(1), m.group(2), m.group(3)
-        if key.lower() in ("order", "invoice", "policy", "reference", "ref", "ref.") and len(code) < 4:
-            return None  # "order 100 pizzas"
+        if key.lower().rstrip(".") in ("order", "invoice", "policy", "reference", "ref") and code.isdigit() \
+                and len(code) < 6 and not middle.strip():
+            return None  # "order 1000 pizzas"; "order number 1000" and "order 582133" are numbers
         spoken_key = {"ext": "extension", "acct": "account", "ref": "reference"}.get(key.lower().rstrip("."))
         key_piece = (f"{spoken_key} {middle.strip()}".strip(), True) if spoken_key else (key + middle, False)
         return [key_piece, (self._alphanumeric_words(code, digit_by_digit=True), True)]
@@ -450,6 +454,8 @@ class Normalizer:
         return words + (" ." if last_dot and _ends_sentence(text, m.end()) else "")
 
     def _state(self, m: re.Match, text: str) -> Result:
+        if m.group(1) in _STATE_WORDS and not m.group(2):
+            return None  # "Yes, OK." / "Go, ME."
         parts: list[tuple[str, bool]] = []
         words = STATES[m.group(1)]
         if m.group(0).startswith(","):

@@ -114,7 +114,7 @@ STREET_SUFFIXES = {"Ave": "avenue", "Av": "avenue", "Ct": "court", "Hwy": "highw
                    "Fwy": "freeway", "Pkwy": "parkway", "Blvd": "boulevard", "Rd": "road", "Ln": "lane",
                    "Pl": "place", "Sq": "square", "Ter": "terrace", "Cir": "circle", "Trl": "trail",
                    "Aly": "alley", "Cres": "crescent", "Hts": "heights", "Pk": "park", "Rte": "route",
-                   "Ste": "suite", "Apt": "apartment", "Street": "street", "Avenue": "avenue", "Road": "road",
+                   "Apt": "apartment", "Street": "street", "Avenue": "avenue", "Road": "road",
                    "Lane": "lane", "Drive": "drive", "Court": "court", "Boulevard": "boulevard", "Way": "way",
                    "Place": "place", "Highway": "highway", "Parkway": "parkway", "Terrace": "terrace"}
 DIRECTIONS = {"N": "north", "S": "south", "E": "east", "W": "west", "NE": "northeast", "NW": "northwest",
