@@ -1,22 +1,28 @@
-"""Measure a voice on the teacher corpus's held-out sentences: intelligibility, robustness, speed.
+"""Measure a voice on the teacher corpus's held-out sentences: intelligibility, distortion, robustness, speed.
 
     python3 scripts/eval_default_voice.py --corpus data/teacher --count 50 --update-card
 
-- Intelligibility: pocketsphinx word and character error rates of (a) the teacher's own audio,
-  (b) our voice with WaveNet, (c) our voice with Griffin-Lim on the same mels, and, to tell the
-  vocoder's share from the acoustic model's, (d) our WaveNet on the teacher's own mels (copy
-  synthesis).
+- Intelligibility: word and character error rates of what a recognizer hears (--asr whisper, the
+  default: Whisper tiny.en; or pocketsphinx) in five sets of audio:
+    teacher                    the teacher's own recordings (how well the recognizer can do at all)
+    wavenet, griffinlim        our voice: Tacotron's mels through the WaveNet / Griffin-Lim
+    wavenet_copy_synthesis,    the teacher's own mels through the WaveNet / Griffin-Lim: the
+    griffinlim_copy_synthesis  vocoder's share of the errors, told apart from the acoustic model's
+  Reference and hypothesis are compared through tts.eval.normalize_for_wer (lowercase words, no
+  punctuation, numbers spelled out by the project's own normalizer on both sides).
+- MCD (dB, tts.eval.mel_cepstral_distortion) of each of the four synthetic sets against the
+  teacher's recordings of the same sentences. Everything is scored at 16 kHz, as `tts eval` does.
 - Robustness, per sentence, from the inferred alignment: ran to the length bound (the stop token
   never fired), stopped early (attention ended before the last symbols, or the audio is under 0.6x
   the teacher's length), repeated (attention jumped back two or more symbols, or the audio is over
   1.6x the teacher's length).
 - Speed: wall time of `tts synth` for a 10-word sentence in a fresh process (cold start: imports,
   loading, the sampling kernel from its cache) and its real-time factor, with WaveNet and with
-  Griffin-Lim.
+  Griffin-Lim; and the recognizer's seconds per clip.
 
 With --update-card the figures go into the voice's card under "metrics", and the card's
-"default_vocoder" (what `tts synth` uses unless told) becomes Griffin-Lim if the ASR understood it
-better than WaveNet, else WaveNet. Last line: JSON.
+"default_vocoder" (what `tts synth` uses unless told) becomes Griffin-Lim if the recognizer
+understood it better than WaveNet, else WaveNet. Progress goes to stderr; last line: JSON.
 """
 
 from __future__ import annotations
@@ -30,14 +36,17 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 import torch
 
-from tts.audio import MelSpectrogram, load_wav
-from tts.eval import error_rates, transcribe
+from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS, SAMPLE_RATE, load_recognizer
+from tts.audio import MelSpectrogram, load_wav, resample_wav
+from tts.eval import error_rates, mel_cepstral_distortion
 from tts.voice import DEFAULT_VOICE, Voice, read_card, write_card
 
 TEN_WORDS = "Please call Stella and ask her to bring these things."
+SETS = ("teacher", "wavenet", "griffinlim", "wavenet_copy_synthesis", "griffinlim_copy_synthesis")
 
 
 def robustness(result: dict, teacher_seconds: float, hop_seconds: float) -> str:
@@ -68,82 +77,111 @@ def cold_synth(voice_dir: Path | None, text: str, vocoder: str) -> dict:
     return {"text": text, "wall_s": round(wall, 2), "audio_s": round(seconds, 2), "rtf": round(wall / seconds, 3)}
 
 
+def synthesize(voice: Voice, corpus: Path, rows: list[list[str]], batch: int) -> tuple[dict, list[str], float]:
+    """-> ({set name: [(T,) float32 at the voice's rate per row]}, robustness verdicts, wall seconds)."""
+    hop_seconds = voice.audio.hop_length / voice.sample_rate
+    to_mel = MelSpectrogram(voice.audio)
+    audio: dict[str, list[np.ndarray]] = {name: [] for name in SETS}
+    verdicts = []
+    began = time.perf_counter()
+    for start in range(0, len(rows), batch):
+        group = rows[start:start + batch]
+        results = voice.mels([text for _, text in group], seed=0)
+        mels = [r["mel"] for r in results]
+        audio["wavenet"] += voice.vocode(mels, vocoder="wavenet", seed=0)
+        audio["griffinlim"] += voice.vocode(mels, vocoder="griffinlim", seed=0)
+        teacher = [load_wav(corpus / "wavs" / f"{uid}.wav", voice.audio) for uid, _ in group]
+        audio["teacher"] += teacher
+        for result, wav in zip(results, teacher):
+            verdicts.append(robustness(result, len(wav) / voice.sample_rate, hop_seconds))
+        with torch.no_grad():
+            truth = [to_mel(torch.from_numpy(wav)) for wav in teacher]
+        audio["wavenet_copy_synthesis"] += voice.vocode(truth, vocoder="wavenet", seed=0)
+        audio["griffinlim_copy_synthesis"] += voice.vocode(truth, vocoder="griffinlim", seed=0)
+        print(f"[{start + len(group)}/{len(rows)}] synthesized", file=sys.stderr, flush=True)
+    return audio, verdicts, time.perf_counter() - began
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voice", type=Path, default=None, help="voice directory (default: the shipped voice)")
     parser.add_argument("--corpus", type=Path, default=Path("data/teacher"), help="has test.txt and wavs/")
-    parser.add_argument("--count", type=int, default=50, help="held-out sentences to use")
+    parser.add_argument("--count", type=int, default=50, help="held-out sentences to use (the first N of test.txt)")
     parser.add_argument("--batch", type=int, default=8, help="sentences synthesized together")
-    parser.add_argument("--out", type=Path, default=None, help="keep the generated wavs here")
+    parser.add_argument("--asr", choices=RECOGNIZERS, default=DEFAULT_RECOGNIZER, help="the recognizer")
+    parser.add_argument("--out", type=Path, default=None, help="keep the generated wavs here (ID-SET.wav)")
+    parser.add_argument("--no-speed", action="store_true", help="skip the cold-start synth timings")
     parser.add_argument("--update-card", action="store_true", help="write the figures into the voice's card")
     args = parser.parse_args()
 
-    rows = [line.split("|", 1) for line in (args.corpus / "test.txt").read_text(encoding="utf-8").splitlines()
-            if line.strip()][: args.count]
+    test_file = args.corpus / "test.txt"
+    if not test_file.is_file():
+        parser.error(f"{test_file} does not exist (make the corpus with scripts/make_teacher_corpus.py)")
+    rows = [line.split("|", 1) for line in test_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(rows) < args.count:
+        parser.error(f"{test_file} has {len(rows)} sentences, fewer than --count {args.count}")
+    rows = rows[: args.count]
+    recognizer = load_recognizer(args.asr)  # first, so a missing recognizer fails before minutes of synthesis
     voice = Voice.load(args.voice, device="cpu")
-    hop_seconds = voice.audio.hop_length / voice.sample_rate
-    teacher, wavenet, griffin, copied, verdicts = [], [], [], [], []
-    to_mel = MelSpectrogram(voice.audio)
-    began = time.perf_counter()
-    for start in range(0, len(rows), args.batch):
-        group = rows[start:start + args.batch]
-        results = voice.mels([text for _, text in group], seed=0)
-        mels = [r["mel"] for r in results]
-        wavenet += voice.vocode(mels, vocoder="wavenet", seed=0)
-        griffin += voice.vocode(mels, vocoder="griffinlim")
-        for (uid, _), result in zip(group, results):
-            wav = load_wav(args.corpus / "wavs" / f"{uid}.wav", voice.audio)
-            teacher.append(wav)
-            verdicts.append(robustness(result, len(wav) / voice.sample_rate, hop_seconds))
-        with torch.no_grad():
-            truth = [to_mel(torch.from_numpy(wav)) for wav in teacher[start:]]
-        copied += voice.vocode(truth, vocoder="wavenet", seed=0)
-        print(f"[{start + len(group)}/{len(rows)}] synthesized", file=sys.stderr, flush=True)
-    synth_s = time.perf_counter() - began
+    audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch)
 
     if args.out is not None:
         from tts.audio import save_wav
 
         args.out.mkdir(parents=True, exist_ok=True)
-        for (uid, _), a, b in zip(rows, wavenet, griffin):
-            save_wav(args.out / f"{uid}-wavenet.wav", a, voice.sample_rate)
-            save_wav(args.out / f"{uid}-griffinlim.wav", b, voice.sample_rate)
+        for name in SETS[1:]:
+            for (uid, _), wav in zip(rows, audio[name]):
+                save_wav(args.out / f"{uid}-{name}.wav", wav, voice.sample_rate)
 
     references = [text for _, text in rows]
-    rates = {}
-    for name, wavs in (("teacher", teacher), ("wavenet", wavenet), ("griffinlim", griffin),
-                       ("wavenet_copy_synthesis", copied)):
-        hypotheses = [transcribe(wav, voice.sample_rate) for wav in wavs]
-        rates[name] = {key: round(value, 4) if isinstance(value, float) else value
-                       for key, value in error_rates(references, hypotheses).items()}
-        print(f"{name}: WER {rates[name]['wer']:.3f} CER {rates[name]['cer']:.3f}", file=sys.stderr, flush=True)
+    at_16k = {name: [resample_wav(wav, voice.sample_rate, SAMPLE_RATE) for wav in wavs] for name, wavs in audio.items()}
+    figures: dict[str, dict] = {}
+    heard: dict[str, list[str]] = {}
+    asr_s = 0.0
+    for name in SETS:
+        began = time.perf_counter()
+        heard[name] = [recognizer(wav, SAMPLE_RATE) for wav in at_16k[name]]
+        asr_s += time.perf_counter() - began
+        figures[name] = {key: round(value, 4) if isinstance(value, float) else value
+                         for key, value in error_rates(references, heard[name]).items()}
+        if name != "teacher":
+            figures[name]["mcd_db"] = round(float(np.mean(
+                [mel_cepstral_distortion(wav, ref, SAMPLE_RATE) for wav, ref in zip(at_16k[name], at_16k["teacher"])])), 3)
+        mcd = f" MCD {figures[name]['mcd_db']:.2f} dB" if "mcd_db" in figures[name] else ""
+        print(f"{name}: WER {figures[name]['wer']:.3f} CER {figures[name]['cer']:.3f}{mcd}", file=sys.stderr, flush=True)
 
     counts = {kind: verdicts.count(kind) for kind in ("ok", "early", "repeat", "length_bound")}
-    speed = cold_synth(args.voice, TEN_WORDS, "wavenet")
-    speed_griffin = cold_synth(args.voice, TEN_WORDS, "griffinlim")
+    teacher_wer = max(figures["teacher"]["wer"], 1e-9)
     metrics = {
         "sentences": len(rows),
-        "asr": "pocketsphinx 5 (its bundled US English model), corpus-level WER and CER",
-        "teacher": rates["teacher"], "wavenet": rates["wavenet"], "griffinlim": rates["griffinlim"],
-        "wavenet_copy_synthesis": rates["wavenet_copy_synthesis"],
-        "wavenet_wer_over_teacher": round(rates["wavenet"]["wer"] / max(rates["teacher"]["wer"], 1e-9), 3),
+        "asr": f"{recognizer.name}, corpus-level WER and CER after tts.eval.normalize_for_wer",
+        **{name: figures[name] for name in SETS},
+        "wavenet_wer_over_teacher": round(figures["wavenet"]["wer"] / teacher_wer, 3),
+        "wavenet_copy_over_griffinlim_copy": round(
+            figures["wavenet_copy_synthesis"]["wer"] / max(figures["griffinlim_copy_synthesis"]["wer"], 1e-9), 3),
         "robustness": counts,
-        "synth_10_words_cold": speed,
-        "synth_10_words_cold_griffinlim": speed_griffin,
-        "audio_seconds": round(sum(len(w) for w in wavenet) / voice.sample_rate, 1),
+        "audio_seconds": round(sum(len(w) for w in audio["wavenet"]) / voice.sample_rate, 1),
         "batch_synthesis_wall_s": round(synth_s, 1),
+        "asr_seconds_per_clip": round(asr_s / (len(SETS) * len(rows)), 3),
         "machine": f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
     }
+    if not args.no_speed:
+        metrics["synth_10_words_cold"] = cold_synth(args.voice, TEN_WORDS, "wavenet")
+        metrics["synth_10_words_cold_griffinlim"] = cold_synth(args.voice, TEN_WORDS, "griffinlim")
     if args.update_card:
         voice_dir = args.voice or DEFAULT_VOICE
         card = read_card(voice_dir)
         card["metrics"] = metrics
-        # `tts synth` (vocoder auto) uses whichever vocoder the ASR understood better.
-        if rates["griffinlim"]["wer"] < rates["wavenet"]["wer"]:
+        # `tts synth` (vocoder auto) uses whichever vocoder the recognizer understood better.
+        if figures["griffinlim"]["wer"] < figures["wavenet"]["wer"]:
             card["default_vocoder"] = "griffinlim"
         else:
             card.pop("default_vocoder", None)
         write_card(voice_dir, card)
+    if args.out is not None:
+        (args.out / "heard.json").write_text(json.dumps(
+            {uid: {"text": text, **{name: heard[name][i] for name in SETS}} for i, (uid, text) in enumerate(rows)},
+            indent=1) + "\n", encoding="utf-8")
     print(json.dumps(metrics))
     return 0
 

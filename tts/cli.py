@@ -207,7 +207,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json)
     scores, summary = evaluate(Path(args.dir), Path(args.transcript), reference_dir=args.reference,
-                               asr=not args.no_asr, skip_missing=args.skip_missing, progress=not args.quiet)
+                               asr=None if args.no_asr else args.asr, skip_missing=args.skip_missing,
+                               progress=not args.quiet)
 
     def show(value: Optional[float], scale: float = 100.0, unit: str = "%") -> str:
         return "-" if value is None else f"{value * scale:.1f}{unit}"
@@ -218,7 +219,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     parts = []
     if "wer" in summary:
         parts.append(f"WER {summary['wer']:.1%} of {summary['words']} words, CER {summary['cer']:.1%} of "
-                     f"{summary['chars']} characters (pocketsphinx en-us)")
+                     f"{summary['chars']} characters ({summary['asr']})")
     if "mcd" in summary:
         parts.append(f"MCD {summary['mcd']:.2f} dB")
     missing = f", {len(summary['missing'])} skipped without a wav" if summary["missing"] else ""
@@ -317,11 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("eval", help="score synthesized wavs: ASR error rates and mel-cepstral distortion",
                         description="Score DIR/ID.wav for each id|text line of TRANSCRIPT: word and character error "
-                                    "rates of an offline recognizer (pocketsphinx; pip install \"tts[eval]\"), and "
-                                    "mel-cepstral distortion against REFERENCE/ID.wav when given.")
+                                    "rates of an offline recognizer (Whisper tiny.en or pocketsphinx; pip install "
+                                    "\"tts[eval]\"), and mel-cepstral distortion against REFERENCE/ID.wav when given.")
     ev.add_argument("dir", help="directory of ID.wav files (e.g. a tts batch OUTDIR)")
     ev.add_argument("transcript", help="id|text lines (a tts batch input, or an LJSpeech metadata.csv)")
     ev.add_argument("--reference", metavar="DIR", help="directory of reference recordings ID.wav for MCD")
+    from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS
+
+    ev.add_argument("--asr", choices=RECOGNIZERS, default=DEFAULT_RECOGNIZER,
+                    help=f"the recognizer (default {DEFAULT_RECOGNIZER}; pocketsphinx is much weaker)")
     ev.add_argument("--no-asr", action="store_true", help="only mel-cepstral distortion (needs --reference)")
     ev.add_argument("--skip-missing", action="store_true", help="score the ids that have wavs, skip the rest")
     ev.add_argument("--json", metavar="FILE", help="also write every score to this JSON file")

