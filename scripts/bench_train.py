@@ -100,7 +100,7 @@ class Variant:
         torch.nn.utils.clip_grad_norm_(self.system.parameters(), self.clip)
         self.optimizer.step()
         sync()
-        self.losses.append(float(loss))
+        self.losses.append(float(loss.detach()))
         return time.perf_counter() - start
 
 
