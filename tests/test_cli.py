@@ -159,7 +159,12 @@ def test_synth_plots_progress_and_summary(tiny_voice, tmp_path, capsys, caplog):
         (["--sentence-silence", "-1"], "--sentence-silence: must be between 0.0 and 10.0"),
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
         (["--vocoder", "melgan"], "invalid choice: 'melgan'"),
-        (["--seed", "x"], "--seed: invalid int value"),
+        (["--seed", "x"], "--seed: expected an integer, got 'x'"),
+        (["--seed", "99999999999999999999"], "--seed: must be between 0 and 9223372036854775807"),
+        (["--seed", "-1"], "--seed: must be between 0 and"),
+        (["--speed", "nan"], "--speed: expected a finite number, got nan"),
+        (["--speed", "inf"], "--speed: expected a finite number, got inf"),
+        (["--sentence-silence", "nan"], "--sentence-silence: expected a finite number"),
     ],
 )
 def test_synth_bad_option_values_exit_2(capsys, tmp_path, argv, message):
@@ -208,3 +213,102 @@ def test_failed_synth_keeps_the_old_output(tiny_voice, tmp_path, capsys):
     assert synth(tiny_voice, "🙂", "-o", str(out)) == 1
     assert out.read_bytes() == b"old contents"
     assert "nothing speakable" in capsys.readouterr().err
+
+
+def test_bad_numbers_are_refused_before_a_model_loads(tmp_path):
+    # At parse time: the voice is never read, so even a missing voice directory is not reached.
+    for option in (["--seed", "99999999999999999999"], ["--speed", "nan"]):
+        code = ("import sys; from tts.cli import main\n"
+                "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    print('EXIT', e.code)\n"
+                "print('LOADED', [m for m in ('torch', 'tts.voice', 'tts.models.tacotron') if m in sys.modules])")
+        result = subprocess.run([sys.executable, "-c", code, "synth", "Hello.", "-o", str(tmp_path / "a.wav"),
+                                 "--voice", str(tmp_path / "novoice"), *option], capture_output=True, text=True,
+                                timeout=120)
+        assert "EXIT 2" in result.stdout and "LOADED []" in result.stdout, result.stdout + result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_synth_help_says_what_auto_means():
+    import json
+
+    from tts.voice import DEFAULT_VOICE
+
+    result = run_cli("synth", "--help")
+    help_text = " ".join(result.stdout.split())
+    shipped = json.loads((DEFAULT_VOICE / "voice.json").read_text()).get("default_vocoder", "wavenet")
+    assert f"auto (default): the vocoder the voice's card names as its default (the shipped voice names {shipped})" \
+        in help_text
+    assert "wavenet when the voice has one, else" not in help_text
+
+
+def test_auto_follows_the_card(tiny_voice, tmp_path):
+    # The card's default_vocoder decides what auto means, as the help says.
+    import json
+    import shutil
+
+    voice = tmp_path / "voice"
+    shutil.copytree(tiny_voice, voice)
+
+    def samples(*options):
+        assert synth(voice, "Card decides.", "-o", str(tmp_path / "o.wav"), "-q", "--seed", "3", *options) == 0
+        return sf.read(tmp_path / "o.wav", dtype="int16")[0]
+
+    np.testing.assert_array_equal(samples(), samples("--vocoder", "wavenet"))
+    card = json.loads((voice / "voice.json").read_text())
+    card["default_vocoder"] = "griffinlim"
+    (voice / "voice.json").write_text(json.dumps(card))
+    np.testing.assert_array_equal(samples(), samples("--vocoder", "griffinlim"))
+    assert not np.array_equal(samples(), samples("--vocoder", "wavenet"))
+
+
+def test_speak_with_a_wrong_type_is_a_type_error(tiny_voice):
+    import tts
+
+    speaker = tts.load(str(tiny_voice), device="cpu")
+    for wrong in (123, None, b"bytes"):
+        with pytest.raises(TypeError, match="text must be a string"):
+            speaker.speak(wrong)
+    with pytest.raises(TypeError):
+        speaker.speak_many("one string")
+
+
+def test_training_logs_are_said_once(capsys, caplog):
+    # Lightning's INFO lines went out twice (its handler and ours), with an advert and a notice.
+    import logging
+
+    from tts.cli import _configure_training_logs
+
+    import lightning.pytorch  # noqa: F401  (adds Lightning's handlers)
+
+    root = logging.getLogger()
+    handler = logging.StreamHandler()
+    root.addHandler(handler)
+    level = root.level
+    try:
+        assert _configure_training_logs() is True
+        log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        log.setLevel(logging.INFO)
+        root.setLevel(logging.INFO)
+        log.info("GPU available: False, used: False")
+        log.info("💡 Tip: For seamless cloud logging, try installing [litlogger](https://pypi.org/project/litlogger/)")
+        log.info("`weights_only` was not set, defaulting to `False`.")
+        assert not logging.getLogger("lightning.pytorch").handlers
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    err = capsys.readouterr().err
+    assert err.count("GPU available") == 1 and "Tip" not in err and "weights_only" not in err
+
+
+def test_other_ddp_ranks_log_warnings_only(monkeypatch):
+    import logging
+
+    from tts.cli import _configure_training_logs
+
+    level = logging.getLogger().level
+    try:
+        monkeypatch.setenv("LOCAL_RANK", "1")
+        assert _configure_training_logs() is False
+        assert logging.getLogger().level == logging.WARNING
+    finally:
+        logging.getLogger().setLevel(level)

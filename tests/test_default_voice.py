@@ -28,8 +28,19 @@ def test_card_describes_the_voice():
     assert "EST" in (DEFAULT_VOICE / "LICENSES.txt").read_text(encoding="utf-8")
     metrics = card["metrics"]
     assert metrics["sentences"] >= 50
+    words = metrics["teacher"]["words"]
+    assert words >= 10 * metrics["sentences"]  # the rates are over whole held-out sentences
     for system in ("teacher", "wavenet", "griffinlim"):
-        assert 0.0 <= metrics[system]["wer"]
+        assert metrics[system]["words"] == words, "every system is scored on the same sentences"
+        assert 0.0 < metrics[system]["wer"] < 1.5 and 0.0 < metrics[system]["cer"] <= metrics[system]["wer"]
+    # The recognizer understands the teacher (else the measurement says nothing), our voice is
+    # intelligible through its default vocoder, and no copy of the teacher beats the teacher.
+    assert metrics["teacher"]["wer"] < 0.3
+    assert metrics["teacher"]["wer"] <= min(metrics["griffinlim"]["wer"], metrics["wavenet"]["wer"])
+    default = card.get("default_vocoder", "wavenet")
+    assert metrics[default]["wer"] < 0.6
+    # auto picks the vocoder that measured clearer.
+    assert metrics[default]["wer"] == min(metrics["griffinlim"]["wer"], metrics["wavenet"]["wer"])
     size = sum(p.stat().st_size for p in DEFAULT_VOICE.iterdir())
     assert size <= BUDGET, f"the default voice holds {size} bytes"
 

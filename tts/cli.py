@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -152,9 +153,45 @@ def cmd_train(args: argparse.Namespace) -> int:
     recipe = load_recipe(recipes[-1].split("=", 1)[1], overrides)
     from tts.train.run import train
 
+    rank_zero = _configure_training_logs()
     run_dir = train(recipe)
-    print(f"trained {recipe.stage} into {run_dir}; synthesize with: tts synth \"Hello.\" --voice {run_dir} -o hello.wav")
+    if rank_zero:
+        print(f"trained {recipe.stage} into {run_dir}; synthesize with: tts synth \"Hello.\" --voice {run_dir} -o hello.wav")
     return 0
+
+
+# Lightning log lines that tell a user nothing about their run.
+_LIGHTNING_NOISE = ("💡 Tip:", "litlogger", "litmodels", "`weights_only` was not set")
+
+
+class _DropLightningNoise(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(noise in message for noise in _LIGHTNING_NOISE)
+
+
+def _configure_training_logs() -> bool:
+    """Training's logging, once Lightning is imported: Lightning's own handlers go (each of its INFO
+    lines was printed twice, by its handler and by ours), its adverts and notices are dropped, and
+    a process that is not the first of a DDP run logs warnings only. Returns whether this process
+    is the first (rank 0), which alone prints summaries."""
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+        logger.propagate = True
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _DropLightningNoise) for f in handler.filters):
+            handler.addFilter(_DropLightningNoise())
+    import warnings
+
+    # Resuming writes into the same checkpoint directory on purpose.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # Set by torchrun and by Lightning's own DDP launcher in the processes it starts.
+    rank_zero = all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    if not rank_zero:
+        logging.getLogger().setLevel(logging.WARNING)
+    return rank_zero
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
@@ -233,12 +270,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _ranged(kind: type, low: float, high: Optional[float] = None):
-    """An argparse type: ``kind`` within [low, high]."""
+    """An argparse type: ``kind`` within [low, high]; nan and infinities are refused here, at parse
+    time, before any model loads."""
     def parse(value: str):
         try:
             number = kind(value)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if isinstance(number, float) and not math.isfinite(number):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {value}")
         if number < low or (high is not None and number > high):
             bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
@@ -246,15 +286,29 @@ def _ranged(kind: type, low: float, high: Optional[float] = None):
     return parse
 
 
+def _shipped_default_vocoder() -> str:
+    """What auto means for the shipped voice, read from its card (JSON only: help stays fast)."""
+    import json
+
+    card = Path(__file__).resolve().parent / "voices" / "default" / "voice.json"
+    try:
+        return str(json.loads(card.read_text(encoding="utf-8")).get("default_vocoder", "wavenet"))
+    except (OSError, ValueError):
+        return "nothing: it is not installed"
+
+
 def _synthesis_options(parser: argparse.ArgumentParser) -> None:
     """The options `tts synth` and `tts batch` share."""
-    from tts.synth import MAX_SILENCE, SPEED_RANGE
+    from tts.synth import MAX_SEED, MAX_SILENCE, SPEED_RANGE
 
     parser.add_argument("--voice", help="voice or training run directory (default: the shipped voice)")
     parser.add_argument("--vocoder", choices=("auto", "wavenet", "griffinlim"), default="auto",
-                        help="auto (default): wavenet when the voice has one, else griffinlim")
+                        help=f"auto (default): the vocoder the voice's card names as its default (the shipped "
+                             f"voice names {_shipped_default_vocoder()}); wavenet when the card names none and the "
+                             f"voice has one; else griffinlim")
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
-    parser.add_argument("--seed", type=int, default=None, help="seed for reproducible output")
+    parser.add_argument("--seed", type=_ranged(int, 0, MAX_SEED), default=None,
+                        help=f"seed for reproducible output (0 to {MAX_SEED})")
     parser.add_argument("--speed", type=_ranged(float, *SPEED_RANGE), default=1.0,
                         help="speaking rate: 1.2 faster, 0.8 slower (0.25 to 4; default 1)")
     parser.add_argument("--sentence-silence", type=_ranged(float, 0.0, MAX_SILENCE), default=0.3, metavar="SECONDS",
