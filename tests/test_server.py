@@ -1,0 +1,376 @@
+"""`tts serve` (tts.server): a real uvicorn server in a subprocess on free ports, driven by httpx,
+the wyoming client library and a headless browser; the tiny random voice of tests/conftest.py."""
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("wyoming")
+pytest.importorskip("prometheus_client")
+
+from tts.server.settings import ServerError, ServerSettings  # noqa: E402
+
+KEY = "test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+HOP, RATE = 64, 8000  # the tiny voice
+BATCH = 4
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tiny_voice, tmp_path_factory):
+    port, wyoming_port = free_port(), free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "tts.cli", "serve", "--voice", str(tiny_voice), "--port", str(port),
+               "--wyoming", f"tcp://127.0.0.1:{wyoming_port}", "--device", "cpu", "--api-key", KEY,
+               "--batch-size", str(BATCH), "--max-text", "2000", "--max-queue", "6", "--timeout", "60"]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited: {log.read_text()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not become healthy: {log.read_text()}")
+            time.sleep(0.2)
+        yield {"base": base, "wyoming": ("127.0.0.1", wyoming_port), "process": process, "log": log}
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def voice(tiny_voice):
+    from tts.voice import Voice
+
+    return Voice.load(tiny_voice, device="cpu")
+
+
+def expected_samples(voice, text: str, silence: float = 0.3) -> int:
+    """The tiny voice never stops: each chunk lasts its length bound, 1 frame per symbol + 4."""
+    from tts.synth import split_text
+
+    chunks = split_text(text)
+    return sum((len(voice.encode(c)) + 4) * HOP for c in chunks) + (len(chunks) - 1) * round(silence * RATE)
+
+
+def speech(server, body: dict, **kwargs) -> "httpx.Response":
+    return httpx.post(f"{server['base']}/v1/audio/speech", json=body, headers=AUTH, timeout=60, **kwargs)
+
+
+def metric(server, name: str) -> float:
+    text = httpx.get(f"{server['base']}/metrics", headers=AUTH, timeout=10).text
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def pcm(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2")
+
+
+def test_bind_rules_and_settings():
+    with pytest.raises(ServerError, match="--api-key"):
+        ServerSettings(host="0.0.0.0")
+    assert ServerSettings(host="0.0.0.0", api_key="k").host == "0.0.0.0"
+    assert ServerSettings(host="0.0.0.0", insecure=True).insecure
+    with pytest.raises(ServerError, match="Wyoming protocol has no authentication"):
+        ServerSettings(wyoming="tcp://0.0.0.0:10200", api_key="k", host="0.0.0.0")
+    with pytest.raises(ServerError, match="tcp://HOST:PORT"):
+        ServerSettings(wyoming="udp://127.0.0.1:1")
+    with pytest.raises(ServerError, match="name the origins"):
+        ServerSettings(cors_origins=("*",))
+    assert ServerSettings().host == "127.0.0.1"
+
+
+def test_page_health_models_voices_and_metrics(server):
+    base = server["base"]
+    page = httpx.get(base + "/", timeout=10)
+    assert page.status_code == 200 and "<textarea" in page.text and "http" not in page.text.split("<script>")[0]
+    assert "cdn" not in page.text.lower() and "src=\"http" not in page.text  # nothing fetched from elsewhere
+    assert httpx.get(base + "/health", timeout=10).json()["status"] == "ok"
+    models = httpx.get(base + "/v1/models", headers=AUTH, timeout=10).json()
+    assert {"tts-1", "tts"} <= {m["id"] for m in models["data"]}
+    voices = httpx.get(base + "/v1/voices", headers=AUTH, timeout=10).json()["voices"]
+    assert [v["name"] for v in voices] == ["tiny"] and voices[0]["sample_rate"] == RATE
+    assert {"wav", "pcm", "flac"} <= set(voices[0]["formats"])
+    text = httpx.get(base + "/metrics", headers=AUTH, timeout=10).text
+    for name in ("tts_requests_total", "tts_request_seconds", "tts_time_to_first_audio_seconds", "tts_queue_depth",
+                 "tts_audio_seconds_total"):
+        assert name in text
+    assert "access-control-allow-origin" not in page.headers  # no CORS unless origins are named
+
+
+def test_api_key_is_required(server):
+    base = server["base"]
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+        response = httpx.post(base + "/v1/audio/speech", json={"input": "Hello."}, headers=headers, timeout=10)
+        assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
+    assert httpx.get(base + "/metrics", timeout=10).status_code == 401
+    assert httpx.get(base + "/api/tts", params={"text": "Hi."}, timeout=10).status_code == 401
+    assert httpx.get(base + "/health", timeout=10).status_code == 200  # open: for load balancers
+    assert httpx.get(base + "/", timeout=10).status_code == 200  # the page asks for the key
+
+
+def test_speech_streams_the_same_samples_as_the_batches_it_made(server, voice):
+    """Sentences are rendered 1, 2, 4... per batch; rendering the same batches in-process with the
+    same seed gives the same samples, in order, with the silences between them."""
+    from tts.server.audio import pcm16
+    from tts.synth import SynthesisSettings, plan, render
+
+    text = "One sentence here. And a second one. A third now. The fourth one. And the fifth."
+    response = speech(server, {"model": "tts-1", "input": text, "voice": "tiny", "response_format": "pcm",
+                               "seed": 7, "vocoder": "griffinlim"})
+    assert response.status_code == 200 and response.headers["x-sample-rate"] == str(RATE)
+    got = pcm(response.content)
+    chunks = list(plan(voice, [text], SynthesisSettings()))
+    groups = [chunks[0:1], chunks[1:3], chunks[3:5]]  # a lone request's ramp at batch size 4
+    pieces = []
+    for group in groups:
+        for rendered in render(voice, group, speeds=[1.0] * len(group), vocoder="griffinlim", seed=7):
+            if pieces:
+                pieces.append(np.zeros(round(0.3 * RATE), np.float32))
+            pieces.append(rendered.wav)
+    expected = pcm(pcm16(np.concatenate(pieces)))
+    assert len(got) == len(expected) == expected_samples(voice, text)
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 2  # float rounding across processes only
+
+
+def test_formats(server, voice):
+    import io
+
+    import soundfile as sf
+
+    text = "Hello there. Second sentence."
+    expected = expected_samples(voice, text)
+    streamed = speech(server, {"input": text, "response_format": "wav", "vocoder": "griffinlim"})
+    assert streamed.headers["content-type"] == "audio/wav"
+    data, rate = sf.read(io.BytesIO(streamed.content), dtype="int16")  # a streamed header: length unknown
+    assert rate == RATE and len(data) == expected
+    whole = httpx.get(server["base"] + "/api/tts", params={"text": text, "vocoder": "griffinlim"}, headers=AUTH,
+                      timeout=60)
+    assert whole.status_code == 200 and whole.content[4:8] == (36 + 2 * expected).to_bytes(4, "little")
+    for fmt in ("flac", "ogg", "mp3"):
+        response = speech(server, {"input": "Hello.", "response_format": fmt, "vocoder": "griffinlim"})
+        assert response.status_code == 200, response.text
+        decoded, rate = sf.read(io.BytesIO(response.content))
+        assert rate == RATE and abs(len(decoded) - expected_samples(voice, "Hello.")) < 2000  # mp3 pads
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ({"input": ""}, 400, "empty"),
+    ({"input": "   "}, 400, "empty"),
+    ({"input": "🙂 🙂"}, 400, "nothing speakable"),
+    ({"input": "x" * 2001}, 400, "at most 2000"),
+    ({"input": "Hello.", "voice": "../../etc"}, 400, "unknown voice"),
+    ({"input": "Hello.", "voice": "alloy"}, 400, "unknown voice"),
+    ({"input": "Hello.", "response_format": "aac"}, 400, "response_format"),
+    ({"input": "Hello.", "speed": 9}, 400, "speed must be between"),
+    ({"input": "Hello.", "speed": "fast"}, 400, "speed must be a number"),
+    ({"input": "Hello.", "seed": 99999999999999999999}, 400, "seed"),
+    ({"input": "Hello.", "vocoder": "hifigan"}, 400, "unknown vocoder"),
+    ({"input": "Hello.", "model": "gpt-5"}, 400, "unknown model"),
+    ({"input": "Hello.", "colour": "red"}, 400, "unknown field"),
+    ({"voice": "tiny"}, 400, "missing field 'input'"),
+    ({"input": 42}, 400, "input must be a string"),
+])
+def test_bad_requests_get_a_4xx_json_error(server, body, status, message):
+    response = speech(server, body)
+    assert response.status_code == status and message in response.json()["error"]["message"]
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_malformed_bodies_and_queries(server):
+    base = server["base"]
+    for raw in (b"{bad", b"[1, 2]", b"\xff\xfe"):
+        response = httpx.post(base + "/v1/audio/speech", content=raw, headers=AUTH, timeout=10)
+        assert response.status_code == 400 and response.json()["error"]["message"]
+    response = httpx.get(base + "/api/tts", params={"text": "Hi.", "speed": "abc"}, headers=AUTH, timeout=10)
+    assert response.status_code == 400 and "speed" in response.json()["error"]["message"]
+    assert httpx.get(base + "/nowhere", headers=AUTH, timeout=10).status_code == 404
+    assert speech(server, {"input": "Still fine afterwards."}).status_code == 200  # nothing broke the worker
+
+
+def test_concurrent_clients_each_get_their_own_audio(server, voice):
+    texts = [" ".join(f"Client {n} says sentence {k}." for k in range(n + 1)) for n in range(4)]
+    results = {}
+
+    def client(n):
+        results[n] = speech(server, {"input": texts[n], "response_format": "pcm", "vocoder": "wavenet", "seed": n})
+
+    batched_before = metric(server, "tts_batch_sentences_sum") - metric(server, "tts_batch_sentences_count")
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for n, text in enumerate(texts):
+        assert results[n].status_code == 200
+        assert len(pcm(results[n].content)) == expected_samples(voice, text)
+    # batches of more than one sentence happened (requests of one seed share a batch only with
+    # themselves here, so this counts the ramp of each request)
+    assert metric(server, "tts_batch_sentences_sum") - metric(server, "tts_batch_sentences_count") > batched_before
+
+
+def test_a_full_queue_answers_503_with_retry_after(server):
+    text = " ".join(f"Sentence {k} of a long request." for k in range(12))
+    statuses, retry = [], []
+
+    def client():
+        response = speech(server, {"input": text, "response_format": "pcm", "vocoder": "griffinlim"})
+        statuses.append(response.status_code)
+        retry.append(response.headers.get("retry-after"))
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert 503 in statuses and set(statuses) <= {200, 503}
+    assert statuses.count(200) >= 6
+    assert all(r == "1" for s, r in zip(statuses, retry) if s == 503)
+
+
+def test_client_disconnect_stops_its_work(server):
+    text = " ".join(f"Sentence {k} that nobody will hear." for k in range(40))
+    cancelled, sentences = metric(server, "tts_cancelled_total"), metric(server, "tts_sentences_total")
+    with httpx.stream("POST", server["base"] + "/v1/audio/speech", headers=AUTH, timeout=60,
+                      json={"input": text, "response_format": "pcm", "vocoder": "wavenet"}) as response:
+        assert response.status_code == 200
+        next(response.iter_raw())  # the first audio, then hang up
+    deadline = time.monotonic() + 20
+    while metric(server, "tts_cancelled_total") == cancelled and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert metric(server, "tts_cancelled_total") == cancelled + 1
+    assert metric(server, "tts_sentences_total") - sentences < 40
+    assert speech(server, {"input": "Next request."}).status_code == 200
+
+
+def test_wyoming_describe_and_synthesize(server, voice):
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe, Info
+    from wyoming.tts import Synthesize, SynthesizeVoice
+
+    host, port = server["wyoming"]
+    text = "Turning on the kitchen lights. Done."
+
+    async def talk():
+        async with AsyncTcpClient(host, port) as client:
+            await client.write_event(Describe().event())
+            info = Info.from_event(await client.read_event())
+            await client.write_event(Synthesize(text=text, voice=SynthesizeVoice(name="tiny")).event())
+            events = []
+            while True:
+                event = await asyncio.wait_for(client.read_event(), timeout=60)
+                events.append(event)
+                if AudioStop.is_type(event.type):
+                    return info, events
+
+    info, events = asyncio.run(talk())
+    assert [v.name for v in info.tts[0].voices] == ["tiny"]
+    assert AudioStart.is_type(events[0].type) and AudioStart.from_event(events[0]).rate == RATE
+    chunks = [AudioChunk.from_event(e) for e in events[1:-1]]
+    assert chunks and all(AudioChunk.is_type(e.type) for e in events[1:-1])
+    assert sum(len(c.audio) for c in chunks) == 2 * expected_samples(voice, text)
+
+
+def test_worker_drops_a_job_past_its_deadline(tiny_voice):
+    from tts.server.worker import Job, RequestTimeout, Worker, job_settings
+
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", timeout=5)
+    worker = Worker(settings)
+    worker.start()
+    try:
+        assert worker.ready.wait(60)
+
+        async def run():
+            job = Job(voice="tiny", text="Too late. Far too late.", deadline=time.monotonic() - 1,
+                      settings=job_settings(settings, vocoder="griffinlim", seed=None, speed=1.0, sentence_silence=0.3),
+                      loop=asyncio.get_running_loop())
+            worker.submit(job)
+            return [await asyncio.wait_for(job.events.get(), 10) for _ in range(2)]
+
+        (first, _), (kind, error) = asyncio.run(run())
+        assert first == "planned" and kind == "error" and isinstance(error, RequestTimeout)
+    finally:
+        worker.stop()
+
+
+def _browser():
+    """A headless Chromium driven by selenium, or None with the reason."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None, "selenium is not installed (pip install selenium)"
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver_path = shutil.which("chromedriver")
+    if not binary or not driver_path:
+        return None, "no chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver)"
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--autoplay-policy=no-user-gesture-required", "--window-size=1000,800"):
+        options.add_argument(flag)
+    try:
+        return webdriver.Chrome(service=Service(driver_path), options=options), None
+    except Exception as err:  # noqa: BLE001 - any failure to start the browser is a reason to skip
+        return None, f"chromium did not start: {str(err).splitlines()[0]}"
+
+
+def test_web_page_speaks_in_a_real_browser(server, voice, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, reason = _browser()
+    if browser is None:
+        pytest.skip(reason)
+    try:
+        browser.get(server["base"] + "/")
+        key = browser.find_element(By.ID, "key")
+        key.send_keys(KEY)
+        browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", key)
+        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#voice option"))
+        text = browser.find_element(By.ID, "text")
+        text.clear()
+        text.send_keys("Hello from the browser. A second sentence.")
+        browser.find_element(By.ID, "vocoder").send_keys("griffinlim")
+        browser.find_element(By.ID, "speak").click()
+        WebDriverWait(browser, 60).until(
+            lambda b: b.execute_script("return document.getElementById('player').duration > 0"))
+        duration = browser.execute_script("return document.getElementById('player').duration")
+        browser.save_screenshot(str(tmp_path / "page.png"))
+        if os.environ.get("TTS_SCREENSHOT"):
+            browser.save_screenshot(os.environ["TTS_SCREENSHOT"])
+        status = browser.find_element(By.ID, "status").text
+    finally:
+        browser.quit()
+    expected = expected_samples(voice, "Hello from the browser. A second sentence.") / RATE
+    assert abs(duration - expected) < 0.01 and status.startswith("done")
