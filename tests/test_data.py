@@ -178,3 +178,33 @@ def test_segments_pair_audio_with_frames(corpus, tmp_path):
     # Too-short utterances are padded, not dropped.
     long_segments = SegmentDataset(items, segment_frames=100, audio=AUDIO)
     assert long_segments[0]["audio"].shape == (100 * 256,) and long_segments[0]["mel"].shape == (80, 100)
+
+
+MANIFESTS = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "manifests"
+
+
+def test_teacher_held_out_manifest_is_the_plans_tail():
+    rows = [parse_row(line) for line in (MANIFESTS / "teacher_test.txt").read_text(encoding="utf-8").splitlines()]
+    ids = [uid for uid, _, _, _ in rows]
+    assert len(ids) == 60 == len(set(ids)) and ids[0] == "slt12824" and ids[-1] == "slt12883"
+    assert all(int(uid[3:]) >= 3000 for uid in ids)  # none among the 3,000 training items
+    wordnet = __import__("pathlib").Path("/usr/share/wordnet/data.noun")
+    if not wordnet.is_file():
+        pytest.skip("WordNet (Debian wordnet-base) is not installed: the plan cannot be rebuilt")
+    import hashlib
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_teacher_corpus",
+                                                  MANIFESTS.parent.parent / "scripts" / "make_teacher_corpus.py")
+    maker = importlib.util.module_from_spec(spec)
+    import sys
+
+    sys.modules[spec.name] = maker  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(maker)
+    finally:
+        del sys.modules[spec.name]
+    texts = maker.plan_items(maker.extract_sentences(), 1234, max_chars=130)
+    # The plan of the default voice's corpus (its card's provenance.corpus.plan_sha256).
+    assert hashlib.sha256("\n".join(texts).encode()).hexdigest().startswith("82f8c3ef353fc4c7")
+    assert [(uid, text) for uid, _, _, text in rows] == [(maker.item_id(i), t) for i, t in enumerate(texts)][-60:]
