@@ -7,7 +7,6 @@ and are shared by the system, the tests and anything that wants to judge an alig
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Union
 
 import lightning as L
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tts.audio import mel_silence
 from tts.config import AcousticTrainConfig, AudioConfig, TacotronConfig, from_dict
 from tts.models.tacotron import Tacotron, lengths_to_mask
 from tts.train.schedule import warmup_exp_decay
@@ -119,7 +119,7 @@ class TacotronSystem(L.LightningModule):
         self.audio, self.model_config, self.train_config = audio, model, train
         self.model = Tacotron(model, n_symbols=len(symbols["symbols"]), n_mels=audio.n_mels,
                               pad_id=int(symbols["pad_id"]))
-        self.mel_pad_value = math.log(audio.log_floor)
+        self.mel_pad_value = mel_silence(audio)
         self.init_steps = 0  # steps the weights had when the run started from another voice (init_from)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
