@@ -1,0 +1,168 @@
+"""Benchmark `tts serve` on loopback: N concurrent clients, bounded in requests and time.
+
+Starts the server in a subprocess on a free port, warms it up, then for each client count runs
+that many clients, each sending requests one after another (a 5-sentence paragraph, streamed pcm),
+and reports p50/p95 latency, p50/p95 time to first audio, and aggregate audio seconds per wall
+second. The last line is JSON.
+
+    python scripts/bench_server.py                       # the shipped voice, 1 and 8 clients
+    python scripts/bench_server.py --clients 1,4,8 --requests 4 --voice runs/lj --vocoder wavenet
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+PARAGRAPH = ("The library opens at nine in the morning. Visitors may borrow up to five books at a time. "
+             "The reading room on the second floor is kept quiet. Children's stories are read aloud on Saturdays. "
+             "Please return every book before the end of the month.")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`tts serve` in a subprocess on a free loopback port; stopped on exit."""
+
+    def __init__(self, args: list[str], *, timeout: float = 300.0):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen([sys.executable, "-m", "tts.cli", "serve", "--port", str(self.port), *args],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server exited: {self.process.stderr.read().decode()[-2000:]}")
+            try:
+                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise SystemExit("the server did not become healthy in time")
+            time.sleep(0.25)
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def request(base: str, body: dict, rate: int) -> dict:
+    """One streamed request -> {"status", "latency", "ttfa", "samples"}."""
+    began = time.perf_counter()
+    first = None
+    data = bytearray()
+    with httpx.stream("POST", base + "/v1/audio/speech", json=body, timeout=600) as response:
+        for piece in response.iter_raw():
+            if first is None and piece:
+                first = time.perf_counter() - began
+            data += piece
+        status = response.status_code
+    return {"status": status, "latency": time.perf_counter() - began, "ttfa": first,
+            "samples": len(data) // 2 if status == 200 else 0, "seconds": len(data) / 2 / rate if status == 200 else 0}
+
+
+def run_clients(base: str, clients: int, requests: int, body_for, rate: int, max_seconds: float) -> list[dict]:
+    results: list[dict] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + max_seconds
+
+    def client(n: int) -> None:
+        for k in range(requests):
+            if time.monotonic() > stop_at:
+                return
+            result = request(base, body_for(n, k), rate)
+            result["client"] = n
+            with lock:
+                results.append(result)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--voice", help="voice directory (default: the shipped voice)")
+    parser.add_argument("--vocoder", default="auto")
+    parser.add_argument("--clients", default="1,8", help="client counts to measure, comma-separated")
+    parser.add_argument("--requests", type=int, default=3, help="requests per client")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long per count")
+    args = parser.parse_args()
+    server_args = ["--device", "cpu", "--batch-size", str(args.batch_size), "--max-queue", "64", "--timeout", "600"]
+    if args.voice:
+        server_args += ["--voice", args.voice]
+    rows = []
+    with Server(server_args) as server:
+        voices = httpx.get(server.base + "/v1/voices", timeout=10).json()["voices"]
+        rate = voices[0]["sample_rate"]
+        body = {"input": PARAGRAPH, "response_format": "pcm", "vocoder": args.vocoder}
+        request(server.base, body, rate)  # warm-up: lexicon, kernels
+        for clients in [int(c) for c in args.clients.split(",")]:
+            began = time.perf_counter()
+            results = run_clients(server.base, clients, args.requests, lambda n, k: body, rate, args.max_seconds)
+            wall = time.perf_counter() - began
+            ok = [r for r in results if r["status"] == 200]
+            row = {"clients": clients, "requests": len(results), "ok": len(ok),
+                   "p50_latency_s": round(percentile([r["latency"] for r in ok], 0.5), 3),
+                   "p95_latency_s": round(percentile([r["latency"] for r in ok], 0.95), 3),
+                   "p50_ttfa_s": round(percentile([r["ttfa"] for r in ok], 0.5), 3),
+                   "p95_ttfa_s": round(percentile([r["ttfa"] for r in ok], 0.95), 3),
+                   "audio_s_per_s": round(sum(r["seconds"] for r in ok) / wall, 3),
+                   "mean_audio_s": round(statistics.mean(r["seconds"] for r in ok), 3) if ok else None,
+                   "wall_s": round(wall, 1), "server_rss_mb": round(server.rss_mb())}
+            rows.append(row)
+            print(f"{clients:>3} clients: {row['ok']}/{row['requests']} ok, latency p50 {row['p50_latency_s']} s "
+                  f"p95 {row['p95_latency_s']} s, first audio p50 {row['p50_ttfa_s']} s p95 {row['p95_ttfa_s']} s, "
+                  f"{row['audio_s_per_s']} audio s/s", flush=True)
+    summary = {"rows": rows}
+    if len(rows) > 1:
+        summary["speedup_last_vs_first"] = round(rows[-1]["audio_s_per_s"] / max(rows[0]["audio_s_per_s"], 1e-9), 2)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
