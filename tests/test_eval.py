@@ -2,6 +2,7 @@
 tiny.en with hash-checked weights, pocketsphinx), and `tts eval`."""
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -206,7 +207,8 @@ def scored(tmp_path):
 
 @pytest.mark.parametrize("asr, module, name", [(None, "faster_whisper", "whisper tiny.en"),
                                                ("pocketsphinx", "pocketsphinx", "pocketsphinx 5")])
-def test_eval_command(scored, tmp_path, capsys, asr, module, name):
+def test_eval_command(scored, tmp_path, capsys, caplog, asr, module, name):
+    caplog.set_level(logging.INFO)
     if asr is None:
         needs_whisper()
     pytest.importorskip(module)
@@ -214,6 +216,8 @@ def test_eval_command(scored, tmp_path, capsys, asr, module, name):
     report = tmp_path / "scores.json"
     argv = ["eval", str(out), str(transcript), "--reference", str(ref), "--json", str(report), "-q"]
     assert main(argv + (["--asr", asr] if asr else [])) == 0
+    # faster-whisper's per-clip INFO line ("Processing audio with duration ...") is kept quiet
+    assert not [r.getMessage() for r in caplog.records if r.name.startswith("faster_whisper")]
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "id\twer\tcer\tmcd_db\theard" and [line.split("\t")[0] for line in lines[1:3]] == ["a", "b"]
     assert lines[-1].startswith("2 files: WER ") and "of 4 words" in lines[-1] and "MCD " in lines[-1]

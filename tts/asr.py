@@ -138,6 +138,9 @@ class Whisper:
             threads = torch.get_num_threads()
         self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8", cpu_threads=threads,
                                    local_files_only=True)
+        # faster-whisper logs a line per clip at INFO ("Processing audio with duration ..."), which the
+        # CLI's INFO logging would print for every file scored.
+        logging.getLogger("faster_whisper").setLevel(logging.WARNING)
 
     def __call__(self, wav: np.ndarray, sample_rate: int) -> str:
         """wav (T,) float in [-1, 1] at ``sample_rate`` -> the recognized text as Whisper writes it
