@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tts.config import WaveNetConfig
+from tts.config import AudioConfig, WaveNetConfig
+from tts.models.lpc import LPCAnalysis, deemphasis, predict, preemphasis
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,7 @@ class WaveNet(nn.Module):
     16-bit audio (the input is the previous sample's value).
     """
 
-    def __init__(self, config: WaveNetConfig, *, n_mels: int, hop_length: int):
+    def __init__(self, config: WaveNetConfig, *, n_mels: int, hop_length: int, audio: Optional[AudioConfig] = None):
         super().__init__()
         c = config
         scales = tuple(int(s) for s in c.upsample_scales)
@@ -333,6 +334,22 @@ class WaveNet(nn.Module):
             self.input = nn.Embedding(c.mulaw_channels, c.residual_channels)
         else:
             self.input = nn.Linear(1, c.residual_channels)
+        self.lpc: Optional[LPCAnalysis] = None
+        if c.excitation == "lpc":
+            if audio is None:
+                raise ValueError("an excitation (LPC) WaveNet needs the audio config to invert its mels: "
+                                 "WaveNet(config, n_mels=..., hop_length=..., audio=audio)")
+            if (audio.n_mels, audio.hop_length) != (n_mels, hop_length):
+                raise ValueError(f"audio has n_mels={audio.n_mels}, hop_length={audio.hop_length}; the WaveNet "
+                                 f"was given n_mels={n_mels}, hop_length={hop_length}")
+            self.lpc = LPCAnalysis(audio, order=c.lpc_order, alpha=c.preemphasis)
+            # The prediction p_t and the last excitation e_(t-1), beside the previous sample s'_(t-1).
+            # New modules only: a plain WaveNet's state dict is unchanged.
+            if c.output == "mulaw":
+                self.input_pred = nn.Embedding(c.mulaw_channels, c.residual_channels)
+                self.input_exc = nn.Embedding(c.mulaw_channels, c.residual_channels)
+            else:
+                self.input_lpc = nn.Linear(2, c.residual_channels, bias=False)
         self.blocks = nn.ModuleList(
             ResidualBlock(residual_channels=c.residual_channels, gate_channels=c.gate_channels,
                           skip_channels=c.skip_channels, cond_channels=n_mels, kernel_size=c.kernel_size,
@@ -350,8 +367,9 @@ class WaveNet(nn.Module):
 
     @property
     def initial_input(self) -> float:
-        """The input value fed before the first sample: silence (its mu-law class for "mulaw")."""
-        if self.config.output == "mulaw":
+        """The input value fed before the first sample: silence (its mu-law class for a plain
+        "mulaw" model; an LPC model is fed sample values and encodes them itself)."""
+        if self.config.output == "mulaw" and self.lpc is None:
             # mulaw_encode(0) in plain Python: a tensor here would break the compiled training graph.
             return float(int((self.config.mulaw_channels - 1) / 2 + 0.5))
         return 0.0
@@ -362,13 +380,60 @@ class WaveNet(nn.Module):
             return self.input(inputs.long()).transpose(1, 2)
         return self.input(inputs.unsqueeze(-1).to(self.input.weight.dtype)).transpose(1, 2)
 
+    def _embed_lpc(self, prev: torch.Tensor, pred: torch.Tensor, exc: torch.Tensor) -> torch.Tensor:
+        """LPC inputs, sample values (B, T) each: s'_(t-1), p_t, e_(t-1) -> (B, R, T)."""
+        if self.config.output == "mulaw":
+            Q = self.config.mulaw_channels
+            x = (self.input(mulaw_encode(prev, Q)) + self.input_pred(mulaw_encode(pred, Q))
+                 + self.input_exc(mulaw_encode(exc, Q)))
+            return x.transpose(1, 2)
+        dtype = self.input.weight.dtype
+        x = self.input(prev.unsqueeze(-1).to(dtype)) + self.input_lpc(torch.stack([pred, exc], -1).to(dtype))
+        return x.transpose(1, 2)
+
+    def feedback(self, audio: torch.Tensor) -> torch.Tensor:
+        """The value a sampler feeds back after each step, for teacher-forced checks: audio (B, T) ->
+        (B, T) mu-law classes as floats (plain "mulaw"), samples (plain "mol"), or pre-emphasised
+        samples (LPC)."""
+        if self.lpc is not None:
+            return self.preemphasized(audio)
+        if self.config.output == "mulaw":
+            return mulaw_encode(audio, self.config.mulaw_channels).float()
+        return audio.float()
+
     def inputs_from_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Teacher-forcing inputs: audio (B, T) -> the previous sample's input value at each t, (B, T)."""
+        """Teacher-forcing inputs of a plain WaveNet: audio (B, T) -> the previous sample's input value at each t, (B, T)."""
         values = audio.float()
         if self.config.output == "mulaw":
             values = mulaw_encode(values, self.config.mulaw_channels).float()
         first = torch.full_like(values[:, :1], self.initial_input)
         return torch.cat([first, values[:, :-1]], dim=1)
+
+    def preemphasized(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (B, T) -> s' (B, T), pre-emphasised and clipped to [-1, 1] (the samplers clip the same way)."""
+        return preemphasis(audio.float(), self.config.preemphasis).clamp(-1.0, 1.0)
+
+    def lpc_coefficients(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (B, n_mels, F) -> per-frame LPC coefficients a (B, F, order), float32."""
+        return self.lpc(mel.float())
+
+    def _noisy(self, s: torch.Tensor) -> torch.Tensor:
+        """s (B, T) plus uniform noise of +-noise_injection mu-law steps (in the mu-law domain, so
+        quiet stretches get quiet noise), clipped to [-1, 1]."""
+        mu = float(self.config.mulaw_channels - 1)
+        y = torch.sign(s) * torch.log1p(mu * s.abs()) / math.log1p(mu)
+        y = y + (torch.rand_like(y) * 2.0 - 1.0) * self.config.noise_injection * 2.0 / mu
+        return (torch.sign(y) * torch.expm1(y.abs() * math.log1p(mu)) / mu).clamp(-1.0, 1.0)
+
+    def _lpc_inputs(self, audio: torch.Tensor, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (B, T), mel (B, n_mels, F) -> (embedded inputs (B, R, T), excitation target (B, T))."""
+        s = self.preemphasized(audio)
+        coeffs = self.lpc_coefficients(mel)
+        history = self._noisy(s) if self.training and self.config.noise_injection > 0 else s
+        pred = predict(history, coeffs, self.hop_length)
+        shift = lambda x: F.pad(x, (1, 0))[:, :-1]  # noqa: E731  the value at t - 1 (0 before the start)
+        x = self._embed_lpc(shift(history), pred, shift(history - pred))
+        return x, s - pred
 
     def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """Teacher-forced: audio (B, T) in [-1, 1], mel (B, n_mels, F) with T == F * hop ->
@@ -378,19 +443,35 @@ class WaveNet(nn.Module):
             raise ValueError(f"audio has {audio.shape[1]} samples but mel has {mel.shape[2]} frames "
                              f"x hop {self.hop_length} = {mel.shape[2] * self.hop_length}")
         c = self.upsampler(mel)
-        x = self._embed(self.inputs_from_audio(audio))
+        if self.lpc is not None:
+            x, target = self._lpc_inputs(audio, mel)
+        else:
+            x = self._embed(self.inputs_from_audio(audio))
         skips = 0.0
         for block in self.blocks:
             x, skip = block(x, c)
             skips = skips + skip
-        return self.head(skips * self.skip_scale)
+        out = self.head(skips * self.skip_scale)
+        if self.lpc is not None:
+            # The target excitation travels with the output (float32), so ``nll(output, audio)``
+            # needs no mel and the training system stays the same for both kinds of WaveNet.
+            return torch.cat([out.float(), target[:, None]], dim=1)
+        return out
+
+    def distribution(self, output: torch.Tensor) -> torch.Tensor:
+        """``forward``'s output -> the distribution parameters alone (B, out_channels, T): an LPC
+        model's output carries its excitation target as one extra last channel."""
+        return output[:, :-1] if self.lpc is not None else output
 
     def loss(self, audio: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood per sample (nats) of audio (B, T) given mel (B, n_mels, F)."""
         return self.nll(self(audio, mel), audio)
 
     def nll(self, output: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        """Mean NLL of audio (B, T) under ``forward``'s output (B, out_channels, T)."""
+        """Mean NLL of audio (B, T) under ``forward``'s output (for an LPC model: of the excitation
+        e_t = s'_t - p_t, the target carried in the output's last channel)."""
+        if self.lpc is not None:
+            output, audio = output[:, :-1], output[:, -1].clamp(-1.0, 1.0)
         if self.config.output == "mulaw":
             return F.cross_entropy(output.float(), mulaw_encode(audio, self.config.mulaw_channels))
         return mol_loss(output, audio, mixtures=self.mixtures)
@@ -446,12 +527,23 @@ class WaveNet(nn.Module):
             from tts.models.wavenet_fast import generate_fast
 
             wav = generate_fast(self, mel, lengths, temperature=temperature, seed=seed, progress=progress)
-            return torch.from_numpy(wav).to(mel.device)
-        if backend == "triton":
+            wav = torch.from_numpy(wav).to(mel.device)
+        elif backend == "triton":
             from tts.models.wavenet_triton import TritonSampler
 
-            return TritonSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
-        return TorchSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
+            wav = TritonSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
+        else:
+            wav = TorchSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
+        return self.finish(wav, lengths)
+
+    def finish(self, samples: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """A sampler's output (B, T) -> waveforms (B, T): de-emphasised and clipped to [-1, 1] for
+        an LPC model (the samplers produce s'), zero past each utterance's lengths * hop."""
+        if self.lpc is not None:
+            samples = deemphasis(samples, self.config.preemphasis).clamp(-1.0, 1.0)
+        T = samples.shape[1]
+        mask = torch.arange(T, device=samples.device)[None, :] < (lengths.to(samples.device) * self.hop_length)[:, None]
+        return samples * mask
 
 
 class TorchSampler:
@@ -482,6 +574,8 @@ class TorchSampler:
         self.phase = model.upsampler.phase_weights().float()  # (hop, 2J + 1)
         classes = model.config.mulaw_channels
         self.decode = mulaw_decode(torch.arange(classes), classes).to(self.device)  # class -> sample
+        # LPC: per-frame coefficients (B, F, order), held for the frame's hop samples.
+        self.coeffs = model.lpc_coefficients(mel).to(self.device) if model.lpc is not None else None
 
     def run(self, progress: bool = False) -> torch.Tensor:
         """-> audio (B, frames * hop) float32; logits of every step in ``self.logits`` if recording."""
@@ -496,6 +590,11 @@ class TorchSampler:
         # Static buffers: a step reads and writes only these, so it can be captured once and replayed.
         self.states = [blk.conv.init_state(B, device=dev, dtype=torch.float32) for blk in m.blocks]
         self.prev = torch.full((B,), m.initial_input, device=dev)
+        if self.coeffs is not None:  # LPC: the last ``order`` values of s' (a ring) and the last excitation
+            order = self.coeffs.shape[2]
+            self.history = torch.zeros(B, order, device=dev)
+            self.exc = torch.zeros(B, device=dev)
+            self.lags = torch.arange(1, order + 1, device=dev)
         self.t = torch.zeros((), dtype=torch.long, device=dev)  # step within the chunk
         self.t_abs = torch.zeros((), dtype=torch.long, device=dev)
         self.P = torch.zeros(B, self.chunk_frames + n_ctx - 1, len(m.blocks), m.config.gate_channels, device=dev)
@@ -532,7 +631,14 @@ class TorchSampler:
         around = self.P.index_select(1, frame + self.ctx)  # (B, 2J + 1, L, G)
         # (The gate bias is the conv's, added in its step.)
         cond = torch.einsum("j,bjlg->blg", self.phase.index_select(0, phase.reshape(1))[0], around)
-        x = m._embed(self.prev[:, None])[:, :, 0]
+        if self.coeffs is not None:
+            order = self.coeffs.shape[2]
+            a = self.coeffs.index_select(1, torch.div(self.t_abs, self.hop, rounding_mode="floor").reshape(1))[:, 0]
+            past = self.history.index_select(1, (self.t_abs - self.lags) % order)  # s'_(t-k), k = 1 .. order
+            pred = -(a * past).sum(1).clamp(-1.0, 1.0)
+            x = m._embed_lpc(self.prev[:, None], pred[:, None], self.exc[:, None])[:, :, 0]
+        else:
+            x = m._embed(self.prev[:, None])[:, :, 0]
         skips = 0.0
         for layer, (block, state) in enumerate(zip(m.blocks, self.states)):
             x, skip = block.step(x, cond[:, layer], state, self.t_abs)
@@ -547,8 +653,14 @@ class TorchSampler:
         else:
             value = mol_sample(h, u, mixtures=m.mixtures, temperature=self.temperature)
             nxt = value
+        if self.coeffs is not None:  # the draw is the excitation: s'_t = p_t + e_t
+            value = (pred + value.float()).clamp(-1.0, 1.0)
+            nxt = value
         if self.forced is not None:
             nxt = self.F.index_select(1, t.reshape(1))[:, 0]
+        if self.coeffs is not None:
+            self.exc.copy_(nxt - pred)
+            self.history.index_copy_(1, (self.t_abs % self.coeffs.shape[2]).reshape(1), nxt[:, None])
         self.out_chunk.index_copy_(1, t.reshape(1), value[:, None].float())
         if self.record:
             self.logit_chunk.index_copy_(1, t.reshape(1), h[:, None].float())
@@ -559,7 +671,9 @@ class TorchSampler:
     def _graph_step(self):
         """Capture one step as a CUDA graph (falls back to eager steps if capture fails)."""
         try:
-            saved = [s.clone() for s in self.states], self.prev.clone(), self.t.clone(), self.t_abs.clone()
+            lpc_state = [self.history, self.exc] if self.coeffs is not None else []
+            saved = ([s.clone() for s in self.states + lpc_state], self.prev.clone(), self.t.clone(),
+                     self.t_abs.clone())
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
@@ -569,7 +683,7 @@ class TorchSampler:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 self._step()
-            for s, v in zip(self.states, saved[0]):
+            for s, v in zip(self.states + lpc_state, saved[0]):
                 s.copy_(v)
             self.prev.copy_(saved[1]); self.t.copy_(saved[2]); self.t_abs.copy_(saved[3])  # noqa: E702
             return graph.replay

@@ -137,6 +137,14 @@ def _accumulate(w, x, y, tmp, nb):
         _matvec_acc(w, x, y, nb)
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _mulaw_class(x, mu):
+    """Sample value -> mu-law class, as torchaudio's mu_law_encoding (mu = classes - 1, float32)."""
+    x = min(max(x, np.float32(-1.0)), np.float32(1.0))
+    y = np.float32(math.copysign(math.log1p(mu * abs(x)) / math.log1p(mu), x))
+    return int((y + np.float32(1.0)) / np.float32(2.0) * mu + np.float32(0.5))
+
+
 @njit(fastmath=True, cache=True)
 def _unit(key, counter):
     """Counter-based splitmix64 draw in (0, 1); identical to tts.models.wavenet.uniforms."""
@@ -150,7 +158,8 @@ def _unit(key, counter):
 @njit(fastmath=True, cache=True, parallel=True)
 def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, q_off, q_len, dilation,
          embed, in_w, in_b, w_taps, w_out, b_out, w_h1, b_h1, w_h2, b_h2, mol, inv_temp, temperature,
-         log_scale_min, decode, forced, teacher, logits, record, out):
+         log_scale_min, decode, forced, teacher, logits, record, out, lpc, coeffs, hist, exc, emb_p, emb_e,
+         w_lpc, mu):
     """Generate samples t0 .. t1 - 1 of every utterance, in place.
 
     Utterances are split into contiguous groups, one per thread: groups[g] .. groups[g + 1].
@@ -164,6 +173,12 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
     back instead of the drawn ones when ``teacher``; logits (B, T, out) written when ``record``.
     out (B, T): the samples. Model constants such as log_scale_min come in as arguments: Numba
     freezes module globals into the on-disk cache, which would not notice them change.
+
+    LPC (``lpc``): coeffs (B, F, order) per frame, held for its hop samples; hist (B, order) ring of
+    the last s' values (slot t % order holds s'_t); exc (B,) the last excitation; prev holds s'_(t-1)
+    as a value. The input is embed[s'_(t-1)] + emb_p[p_t] + emb_e[e_(t-1)] (mu-law classes, mu =
+    classes - 1) or in_w s' + in_b + w_lpc[0] p + w_lpc[1] e ("mol"); the draw is e_t, and out
+    holds s'_t = clip(p_t + e_t); forced values are s'.
     """
     n_layers, KR, G = w_taps.shape
     H = G // 2
@@ -192,13 +207,31 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
         lg = np.empty((nb, n_out), np.float32)
         lg_tmp = np.empty((nb, n_out), np.float32)
         cdf = np.empty(n_out, np.float32)
+        pred = np.zeros(nb, np.float32)
+        order = coeffs.shape[2]
         for t in range(t0, stop):
             frame = t // hop - f0
             p = t % hop
             # Input layer, written where the first layer's current tap goes.
             for bi in range(nb):
                 v = prev[first + bi]
-                if mol:
+                if lpc:
+                    item = first + bi
+                    fr = t // hop
+                    acc_p = np.float32(0.0)
+                    for k in range(order):  # p_t = -sum_k a_k s'_(t-k)
+                        acc_p -= coeffs[item, fr, k] * hist[item, (t - 1 - k) % order]
+                    pv = min(max(acc_p, np.float32(-1.0)), np.float32(1.0))
+                    pred[bi] = pv
+                    ev = exc[item]
+                    if mol:
+                        for r in range(R):
+                            z[bi, KR - R + r] = in_w[r] * v + in_b[r] + w_lpc[0, r] * pv + w_lpc[1, r] * ev
+                    else:
+                        e0, e1, e2 = embed[_mulaw_class(v, mu)], emb_p[_mulaw_class(pv, mu)], emb_e[_mulaw_class(ev, mu)]
+                        for r in range(R):
+                            z[bi, KR - R + r] = e0[r] + e1[r] + e2[r]
+                elif mol:
                     for r in range(R):
                         z[bi, KR - R + r] = in_w[r] * v + in_b[r]
                 else:
@@ -281,8 +314,15 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
                     pick = _inverse_cdf(cdf, n_out, u1)
                     value = decode[pick]
                     fed = np.float32(pick)
+                if lpc:  # the draw is the excitation
+                    value = min(max(pred[bi] + value, np.float32(-1.0)), np.float32(1.0))
+                    fed = value
                 out[item, t] = value
-                prev[item] = forced[item, t] if teacher else fed
+                fed = forced[item, t] if teacher else fed
+                prev[item] = fed
+                if lpc:
+                    exc[item] = fed - pred[bi]
+                    hist[item, t % order] = fed
     return 0
 
 
@@ -319,6 +359,13 @@ class FastWaveNet:
             self.embed = f32(model.input.weight)
             self.in_w = self.in_b = np.zeros(R, np.float32)
             self.decode = f32(mulaw_decode(torch.arange(c.mulaw_channels), c.mulaw_channels))
+        self.lpc = model.lpc is not None
+        self.mu = np.float32(c.mulaw_channels - 1)
+        if self.lpc and not self.mol:
+            self.emb_p, self.emb_e = f32(model.input_pred.weight), f32(model.input_exc.weight)
+        else:
+            self.emb_p = self.emb_e = np.zeros((1, R), np.float32)
+        self.w_lpc = f32(model.input_lpc.weight.T) if self.lpc and self.mol else np.zeros((2, R), np.float32)
         weight, bias = model.cond_weights()
         self.cond_weight = weight.detach().float().cpu()
         self.gate_bias = f32(bias)
@@ -358,6 +405,13 @@ class FastWaveNet:
         padded = model.prepare_conditioning(mel.detach().float().to(device), lengths).cpu()[torch.from_numpy(order)]
         queue = np.zeros((int(self.q_len.sum()), B, model.config.residual_channels), np.float32)
         prev = np.full(B, model.initial_input, np.float32)
+        if self.lpc:
+            coeffs = model.lpc_coefficients(mel.detach().float().to(device)).cpu()[torch.from_numpy(order)]
+            coeffs = np.ascontiguousarray(coeffs.numpy(), dtype=np.float32)
+            hist = np.zeros((B, coeffs.shape[2]), np.float32)
+        else:
+            coeffs, hist = np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32)
+        exc = np.zeros(B, np.float32)
         out = np.zeros((B, T), np.float32)
         n_out = model.out_channels
         logits = np.zeros((B, T, n_out) if record else (1, 1, 1), np.float32)
@@ -376,7 +430,8 @@ class FastWaveNet:
                      prev, queue, self.q_off, self.q_len, self.dilation, self.embed, self.in_w, self.in_b,
                      self.w_taps, self.w_out, self.b_out, self.w_h1, self.b_h1, self.w_h2, self.b_h2, self.mol,
                      np.float32(1.0 / temperature), np.float32(temperature), np.float32(LOG_SCALE_MIN), self.decode,
-                     forced, teacher, logits, record, out)
+                     forced, teacher, logits, record, out, self.lpc, coeffs, hist, exc, self.emb_p, self.emb_e,
+                     self.w_lpc, self.mu)
                 bar.update(min(f1 * hop, end) - f0 * hop)
         inverse = np.argsort(order)
         return out[inverse], (logits[inverse] if record else None)

@@ -105,7 +105,7 @@ def _validate_models(recipe: Recipe, symbols: dict) -> None:
                 Tacotron(recipe.acoustic, n_symbols=len(symbols["symbols"]), n_mels=recipe.audio.n_mels,
                          pad_id=int(symbols["pad_id"]))
             if recipe.stage in ("vocoder", "all"):
-                WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length)
+                WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length, audio=recipe.audio)
     except (ValueError, RuntimeError) as err:
         raise ConfigError(str(err).splitlines()[0]) from None
 

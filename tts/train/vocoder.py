@@ -42,7 +42,7 @@ class WaveNetSystem(L.LightningModule):
         self.save_hyperparameters({"audio": dataclasses.asdict(audio), "model": dataclasses.asdict(model),
                                    "train": dataclasses.asdict(train)})
         self.audio, self.model_config, self.train_config = audio, model, train
-        self.model = WaveNet(model, n_mels=audio.n_mels, hop_length=audio.hop_length)
+        self.model = WaveNet(model, n_mels=audio.n_mels, hop_length=audio.hop_length, audio=audio)
         self._loss = self.batch_loss
         self.ema = WeightAverage(self.model, decay=train.ema_decay) if train.ema_decay else None
         self._ema_swap = ExitStack()
