@@ -65,6 +65,7 @@ def server(tiny_voice, tmp_path_factory):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+            pytest.fail("the server did not stop on SIGTERM within 15 s")
 
 
 @pytest.fixture(scope="module")

@@ -56,8 +56,8 @@ def serve(settings: ServerSettings) -> None:
 
             host, port = parse_tcp_uri(settings.wyoming)
             wyoming_server = AsyncTcpServer(host, port)
-            factory = functools.partial(Handler, service=app.state.service)
-            tasks.append(asyncio.create_task(wyoming_server.run(factory)))
+            # start(), not run(): run() takes over SIGTERM, and uvicorn would never hear it
+            await wyoming_server.start(functools.partial(Handler, service=app.state.service))
         while not server.started and not tasks[0].done():
             await asyncio.sleep(0.05)
         if server.started:
@@ -66,8 +66,6 @@ def serve(settings: ServerSettings) -> None:
             print(f"tts serve: listening on {where}{extra} (voices load in the background; GET /health)",
                   file=sys.stderr, flush=True)
         await tasks[0]  # uvicorn returns on Ctrl-C / SIGTERM
-        for task in tasks[1:]:
-            task.cancel()
         if wyoming_server is not None:
             await wyoming_server.stop()
 
