@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 import torch
 
-from tts.config import WaveNetConfig
+from tts.config import AudioConfig, WaveNetConfig
 from tts.models.wavenet import WaveNet
 
 SAMPLE_RATE, HOP, N_MELS = 22050, 256, 80
@@ -116,6 +116,8 @@ def main() -> None:
                         help="CPU threads for the fast kernel and torch (default: all; batch 1 uses one anyway)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of our main path (median and best reported)")
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--excitation", choices=("none", "lpc"), default="none",
+                        help="lpc: the excitation WaveNet (per-sample linear prediction beside the network)")
     args = parser.parse_args()
 
     device = torch.device(args.device)
@@ -127,7 +129,8 @@ def main() -> None:
         numba.set_num_threads(args.threads)
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = WaveNet(WaveNetConfig(**SIZES), n_mels=N_MELS, hop_length=HOP).to(device).eval()
+    model = WaveNet(WaveNetConfig(**SIZES, excitation=args.excitation), n_mels=N_MELS, hop_length=HOP,
+                    audio=AudioConfig(sample_rate=SAMPLE_RATE, hop_length=HOP, n_mels=N_MELS)).to(device).eval()
     frames = max(1, math.ceil(args.seconds * SAMPLE_RATE / HOP))
     mel = torch.randn(args.batch, N_MELS, frames, device=device) - 4.0
     cpus = os.cpu_count()
@@ -137,7 +140,8 @@ def main() -> None:
     print(f"model: {SIZES['layers']} layers, {SIZES['residual_channels']} residual / {SIZES['gate_channels']} gate / "
           f"{SIZES['skip_channels']} skip channels, {N_MELS} mels, receptive field {model.receptive_field}")
 
-    result = {"device": str(device), "batch": args.batch, "seconds": frames * HOP / SAMPLE_RATE, "cpus": cpus,
+    result = {"device": str(device), "batch": args.batch, "excitation": args.excitation,
+              "seconds": frames * HOP / SAMPLE_RATE, "cpus": cpus,
               "load_average": load}
     backend = args.backend or ("fast" if device.type == "cpu" else "triton")
     first, rates = bench_ours(model, mel, backend, args.repeats)

@@ -402,7 +402,8 @@ class WaveNet(nn.Module):
         return audio.float()
 
     def inputs_from_audio(self, audio: torch.Tensor) -> torch.Tensor:
-        """Teacher-forcing inputs of a plain WaveNet: audio (B, T) -> the previous sample's input value at each t, (B, T)."""
+        """Teacher-forcing inputs of a plain WaveNet: audio (B, T) -> the previous sample's input
+        value at each t, (B, T)."""
         values = audio.float()
         if self.config.output == "mulaw":
             values = mulaw_encode(values, self.config.mulaw_channels).float()

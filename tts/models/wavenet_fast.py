@@ -228,7 +228,8 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
                         for r in range(R):
                             z[bi, KR - R + r] = in_w[r] * v + in_b[r] + w_lpc[0, r] * pv + w_lpc[1, r] * ev
                     else:
-                        e0, e1, e2 = embed[_mulaw_class(v, mu)], emb_p[_mulaw_class(pv, mu)], emb_e[_mulaw_class(ev, mu)]
+                        e0 = embed[_mulaw_class(v, mu)]
+                        e1, e2 = emb_p[_mulaw_class(pv, mu)], emb_e[_mulaw_class(ev, mu)]
                         for r in range(R):
                             z[bi, KR - R + r] = e0[r] + e1[r] + e2[r]
                 elif mol:

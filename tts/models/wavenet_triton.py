@@ -37,6 +37,8 @@ CHUNK_BYTES = 256 * 2**20
 def unsupported(model: WaveNet) -> Optional[str]:
     """Why the kernel cannot sample this model, or None when it can."""
     c = model.config
+    if c.excitation != "none":
+        return f"excitation {c.excitation!r} (the kernel samples plain WaveNets only; use backend='torch' or 'fast')"
     if c.output != "mulaw":
         return f"output {c.output!r} (the kernel samples mu-law only)"
     if c.kernel_size != 2:
