@@ -66,7 +66,8 @@ def test_bad_output_and_devices_are_one_line_exit_1(tmp_path, capsys, tiny_voice
     assert batch(tiny_voice, source, "-o", tmp_path / "file") == 1
     assert "is a file; give a directory" in capsys.readouterr().err
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
-    assert batch(tiny_voice, source, "-o", tmp_path / "out", "--devices", "2") == 1
+    # Without --device cpu (which runs N CPU processes, tests/test_batch_processes.py) N GPUs are needed.
+    assert main(["batch", str(source), "-o", str(tmp_path / "out"), "--voice", str(tiny_voice), "--devices", "2"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--devices 2 needs 2 CUDA devices; 0 visible" in err
     monkeypatch.setenv("WORLD_SIZE", "two")
