@@ -149,3 +149,18 @@ def test_plain_wavenet_state_dict_is_unchanged_and_lpc_needs_audio():
                      (dict(noise_injection=-1.0), "vocoder.noise_injection")]:
         with pytest.raises(ConfigError, match=key):
             WaveNetConfig(**bad)
+
+
+def test_an_lpc_voice_loads_and_speaks_through_the_voice_api(tmp_path):
+    """A voice whose card says excitation=lpc is rebuilt with its audio settings (the LPC filter
+    needs the filterbank) and speaks through tts.voice.Voice, as `tts synth` does."""
+    from tests.conftest import TINY_VOICE_SETTINGS
+    from tts.config import load_recipe
+    from tts.voice import Voice, write_untrained_voice
+
+    recipe = load_recipe("tiny", TINY_VOICE_SETTINGS + ["vocoder.excitation=lpc"])
+    voice = Voice.load(write_untrained_voice(tmp_path / "lpc", recipe), device="cpu")
+    assert voice.vocoder.config.excitation == "lpc"
+    wav = voice.synthesize(["Hi."], vocoder="wavenet", seed=0)[0]
+    assert wav.dtype == np.float32 and len(wav) > 0
+    assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0

@@ -67,7 +67,8 @@ def write_untrained_voice(voice_dir: Path, recipe, *, seed: int = 0) -> Path:
         torch.manual_seed(seed)
         acoustic = Tacotron(recipe.acoustic, n_symbols=len(symbols), n_mels=recipe.audio.n_mels,
                             pad_id=symbols.pad_id)
-        vocoder = WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length)
+        vocoder = WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length,
+                          audio=recipe.audio)
     export_part(voice_dir, "acoustic", acoustic, audio=recipe.audio, config=recipe.acoustic, steps=0,
                 symbols=symbols.to_dict())
     export_part(voice_dir, "vocoder", vocoder, audio=recipe.audio, config=recipe.vocoder, steps=0)
@@ -164,7 +165,8 @@ class Voice:
         try:
             acoustic = Tacotron(card.acoustic.config, n_symbols=len(card.symbols["symbols"]), n_mels=audio.n_mels,
                                 pad_id=card.symbols["pad_id"])
-            wavenet = WaveNet(card.vocoder.config, n_mels=audio.n_mels, hop_length=audio.hop_length) if use_vocoder else None
+            wavenet = (WaveNet(card.vocoder.config, n_mels=audio.n_mels, hop_length=audio.hop_length, audio=audio)
+                       if use_vocoder else None)
         except (ValueError, RuntimeError) as err:  # sizes that build no model (the card's types are checked)
             raise VoiceError(f"{card.path}: invalid model configuration ({str(err).splitlines()[0]})") from None
         _load_weights(acoustic, card.weights("acoustic"), card.acoustic.sha256)
