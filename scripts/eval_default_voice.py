@@ -77,29 +77,53 @@ def cold_synth(voice_dir: Path | None, text: str, vocoder: str) -> dict:
     return {"text": text, "wall_s": round(wall, 2), "audio_s": round(seconds, 2), "rtf": round(wall / seconds, 3)}
 
 
-def synthesize(voice: Voice, corpus: Path, rows: list[list[str]], batch: int) -> tuple[dict, list[str], float]:
-    """-> ({set name: [(T,) float32 at the voice's rate per row]}, robustness verdicts, wall seconds)."""
+def synthesize(voice: Voice, corpus: Path, rows: list[list[str]], batch: int,
+               sets: tuple[str, ...] = SETS) -> tuple[dict, list[str], float]:
+    """-> ({set name: [(T,) float32 at the voice's rate per row]}, robustness verdicts, wall seconds).
+    Only the sets asked for are made (the teacher's recordings always: MCD is measured against them);
+    without "wavenet" or "griffinlim" the Tacotron is not run and there are no verdicts."""
     hop_seconds = voice.audio.hop_length / voice.sample_rate
     to_mel = MelSpectrogram(voice.audio)
-    audio: dict[str, list[np.ndarray]] = {name: [] for name in SETS}
+    audio: dict[str, list[np.ndarray]] = {name: [] for name in SETS if name in sets or name == "teacher"}
     verdicts = []
     began = time.perf_counter()
     for start in range(0, len(rows), batch):
         group = rows[start:start + batch]
-        results = voice.mels([text for _, text in group], seed=0)
-        mels = [r["mel"] for r in results]
-        audio["wavenet"] += voice.vocode(mels, vocoder="wavenet", seed=0)
-        audio["griffinlim"] += voice.vocode(mels, vocoder="griffinlim", seed=0)
         teacher = [load_wav(corpus / "wavs" / f"{uid}.wav", voice.audio) for uid, _ in group]
         audio["teacher"] += teacher
-        for result, wav in zip(results, teacher):
-            verdicts.append(robustness(result, len(wav) / voice.sample_rate, hop_seconds))
+        if "wavenet" in sets or "griffinlim" in sets:
+            results = voice.mels([text for _, text in group], seed=0)
+            mels = [r["mel"] for r in results]
+            for name in ("wavenet", "griffinlim"):
+                if name in sets:
+                    audio[name] += voice.vocode(mels, vocoder=name, seed=0)
+            for result, wav in zip(results, teacher):
+                verdicts.append(robustness(result, len(wav) / voice.sample_rate, hop_seconds))
         with torch.no_grad():
             truth = [to_mel(torch.from_numpy(wav)) for wav in teacher]
-        audio["wavenet_copy_synthesis"] += voice.vocode(truth, vocoder="wavenet", seed=0)
-        audio["griffinlim_copy_synthesis"] += voice.vocode(truth, vocoder="griffinlim", seed=0)
+        for name in ("wavenet", "griffinlim"):
+            if f"{name}_copy_synthesis" in sets:
+                audio[f"{name}_copy_synthesis"] += voice.vocode(truth, vocoder=name, seed=0)
         print(f"[{start + len(group)}/{len(rows)}] synthesized", file=sys.stderr, flush=True)
     return audio, verdicts, time.perf_counter() - began
+
+
+def with_vocoder_of(voice_dir: Path | None, vocoder_dir: Path, out: Path) -> Path:
+    """A voice directory made of ``voice_dir``'s acoustic model and ``vocoder_dir``'s vocoder (a
+    training run or another voice), to judge a vocoder run with the same Tacotron. -> ``out``."""
+    import shutil
+
+    ours, theirs = read_card(voice_dir or DEFAULT_VOICE), read_card(vocoder_dir)
+    if "vocoder" not in theirs:
+        raise SystemExit(f"{vocoder_dir} has no exported vocoder (its vocoder stage has not finished)")
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy2((voice_dir or DEFAULT_VOICE) / ours["acoustic"]["file"], out / ours["acoustic"]["file"])
+    shutil.copy2(vocoder_dir / theirs["vocoder"]["file"], out / "vocoder.safetensors")
+    ours["vocoder"] = {**theirs["vocoder"], "file": "vocoder.safetensors"}
+    ours.pop("default_vocoder", None)
+    ours.pop("metrics", None)
+    write_card(out, ours)
+    return out
 
 
 def main() -> int:
@@ -112,7 +136,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="keep the generated wavs here (ID-SET.wav)")
     parser.add_argument("--no-speed", action="store_true", help="skip the cold-start synth timings")
     parser.add_argument("--update-card", action="store_true", help="write the figures into the voice's card")
+    parser.add_argument("--sets", default=",".join(SETS),
+                        help=f"comma-separated sets to make and score (default all: {','.join(SETS)})")
+    parser.add_argument("--vocoder-from", type=Path, default=None, metavar="DIR",
+                        help="judge the vocoder of this run or voice directory with --voice's Tacotron")
     args = parser.parse_args()
+    sets = tuple(name.strip() for name in args.sets.split(",") if name.strip())
+    unknown = sorted(set(sets) - set(SETS))
+    if unknown or not sets:
+        parser.error(f"--sets takes names from {','.join(SETS)}; got {args.sets!r}")
+    if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None):
+        parser.error("--update-card needs every set and the voice's own vocoder")
 
     test_file = args.corpus / "test.txt"
     if not test_file.is_file():
@@ -122,15 +156,18 @@ def main() -> int:
         parser.error(f"{test_file} has {len(rows)} sentences, fewer than --count {args.count}")
     rows = rows[: args.count]
     recognizer = load_recognizer(args.asr)  # first, so a missing recognizer fails before minutes of synthesis
+    if args.vocoder_from is not None:
+        composed = tempfile.TemporaryDirectory()
+        args.voice = with_vocoder_of(args.voice, args.vocoder_from, Path(composed.name) / "voice")
     voice = Voice.load(args.voice, device="cpu")
-    audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch)
+    audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch, sets)
 
     if args.out is not None:
         from tts.audio import save_wav
 
         args.out.mkdir(parents=True, exist_ok=True)
-        for name in SETS[1:]:
-            for (uid, _), wav in zip(rows, audio[name]):
+        for name in sets:
+            for (uid, _), wav in zip(rows, audio.get(name, [])):
                 save_wav(args.out / f"{uid}-{name}.wav", wav, voice.sample_rate)
 
     references = [text for _, text in rows]
@@ -138,7 +175,8 @@ def main() -> int:
     figures: dict[str, dict] = {}
     heard: dict[str, list[str]] = {}
     asr_s = asr_cpu_s = 0.0
-    for name in SETS:
+    scored = [name for name in SETS if name in audio]
+    for name in scored:
         began, began_cpu = time.perf_counter(), time.process_time()
         heard[name] = [recognizer(wav, SAMPLE_RATE) for wav in at_16k[name]]
         asr_s += time.perf_counter() - began
@@ -156,18 +194,27 @@ def main() -> int:
     metrics = {
         "sentences": len(rows),
         "asr": f"{recognizer.name}, corpus-level WER and CER after tts.eval.normalize_for_wer",
-        **{name: figures[name] for name in SETS},
-        "wavenet_wer_over_teacher": round(figures["wavenet"]["wer"] / teacher_wer, 3),
-        "wavenet_copy_over_griffinlim_copy": round(
-            figures["wavenet_copy_synthesis"]["wer"] / max(figures["griffinlim_copy_synthesis"]["wer"], 1e-9), 3),
-        "robustness": counts,
-        "audio_seconds": round(sum(len(w) for w in audio["wavenet"]) / voice.sample_rate, 1),
+        **figures,
+    }
+    if "wavenet" in figures:
+        metrics["wavenet_wer_over_teacher"] = round(figures["wavenet"]["wer"] / teacher_wer, 3)
+    if "wavenet_copy_synthesis" in figures and "griffinlim_copy_synthesis" in figures:
+        metrics["wavenet_copy_over_griffinlim_copy"] = round(
+            figures["wavenet_copy_synthesis"]["wer"] / max(figures["griffinlim_copy_synthesis"]["wer"], 1e-9), 3)
+    if verdicts:
+        metrics["robustness"] = counts
+    metrics.update({
+        "audio_seconds": round(sum(len(w) for w in audio.get("wavenet", audio["teacher"])) / voice.sample_rate, 1),
         "batch_synthesis_wall_s": round(synth_s, 1),
         # wall clock, and CPU time, which tells the recognizer's cost on a machine shared with training
-        "asr_seconds_per_clip": round(asr_s / (len(SETS) * len(rows)), 3),
-        "asr_cpu_seconds_per_clip": round(asr_cpu_s / (len(SETS) * len(rows)), 3),
+        "asr_seconds_per_clip": round(asr_s / (len(scored) * len(rows)), 3),
+        "asr_cpu_seconds_per_clip": round(asr_cpu_s / (len(scored) * len(rows)), 3),
         "machine": f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
-    }
+    })
+    if args.vocoder_from is not None:
+        card = read_card(args.vocoder_from)["vocoder"]
+        metrics["vocoder_from"] = {"dir": str(args.vocoder_from), "steps": card.get("steps"),
+                                   "excitation": card.get("config", {}).get("excitation", "none")}
     if not args.no_speed:
         metrics["synth_10_words_cold"] = cold_synth(args.voice, TEN_WORDS, "wavenet")
         metrics["synth_10_words_cold_griffinlim"] = cold_synth(args.voice, TEN_WORDS, "griffinlim")
@@ -183,7 +230,7 @@ def main() -> int:
         write_card(voice_dir, card)
     if args.out is not None:
         (args.out / "heard.json").write_text(json.dumps(
-            {uid: {"text": text, **{name: heard[name][i] for name in SETS}} for i, (uid, text) in enumerate(rows)},
+            {uid: {"text": text, **{name: heard[name][i] for name in scored}} for i, (uid, text) in enumerate(rows)},
             indent=1) + "\n", encoding="utf-8")
     print(json.dumps(metrics))
     return 0
