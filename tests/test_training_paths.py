@@ -164,3 +164,32 @@ def test_ddp_on_the_cpu_trains_resumes_and_writes_once(corpus, tmp_path):
     assert done.stdout.count("acoustic: resuming from") == 1  # printed by rank 0 only
     assert _ckpt(run, "acoustic")["global_step"] == 4
     assert json.loads((run / "voice.json").read_text())["acoustic"]["steps"] == 4
+
+
+def test_a_run_from_a_voice_carries_the_learning_rate_decay_on():
+    """init_from: the learning-rate decay (and the guided-attention weight) continue from the voice's steps (the
+    warm-up is the run's own: its Adam moments start afresh); a run from scratch is unchanged."""
+    from tts.text import SymbolTable
+    from tts.train.acoustic import TacotronSystem
+    from tts.train.schedule import warmup_exp_decay
+
+    def lrs(start_step, steps=4):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        schedule = warmup_exp_decay(optimizer, lr=1.0, min_lr=0.0, warmup_steps=2, decay_steps=10, start_step=start_step)
+        values = []
+        for _ in range(steps):
+            values.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            schedule.step()
+        return values
+
+    assert lrs(0) == pytest.approx([0.5, 1.0, 1.0, 0.5 ** 0.1])
+    assert lrs(100) == pytest.approx([0.5 * 0.5 ** 9.8, 0.5 ** 9.9, 0.5 ** 10.0, 0.5 ** 10.1])
+
+    recipe = load_recipe("tiny", ["data.root=unused"])
+    system = TacotronSystem(audio=recipe.audio, model=recipe.acoustic, train=recipe.acoustic_train,
+                            symbols=SymbolTable.default().to_dict())
+    fresh = system.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0](10 ** 6)
+    system.init_steps = 10 ** 6
+    carried = system.configure_optimizers()["lr_scheduler"]["scheduler"].lr_lambdas[0](0)
+    assert carried < 1.0 and fresh == pytest.approx(carried * recipe.acoustic_train.warmup_steps, rel=1e-6)

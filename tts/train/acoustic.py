@@ -179,7 +179,7 @@ class TacotronSystem(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self(batch)
-        losses = self.losses(batch, out, step=self.global_step)
+        losses = self.losses(batch, out, step=self.init_steps + self.global_step)
         B = batch["text"].shape[0]
         for name, value in losses.items():
             self.log(f"train/{name}", value, batch_size=B, prog_bar=name == "loss")
@@ -188,7 +188,7 @@ class TacotronSystem(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self(batch)
-        losses = self.losses(batch, out, step=self.global_step)
+        losses = self.losses(batch, out, step=self.init_steps + self.global_step)
         B = batch["text"].shape[0]
         for name in ("loss", "mel", "mel_post", "stop", "guided_attention"):
             self.log(f"val/{name}", losses[name], batch_size=B, sync_dist=True, prog_bar=name == "loss")
@@ -246,7 +246,7 @@ class TacotronSystem(L.LightningModule):
         optimizer = torch.optim.Adam(self.parameters(), lr=t.lr, betas=(0.9, 0.999), eps=1e-6,
                                      weight_decay=t.weight_decay)
         scheduler = warmup_exp_decay(optimizer, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
-                                     decay_steps=t.decay_steps)
+                                     decay_steps=t.decay_steps, start_step=self.init_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
 
 

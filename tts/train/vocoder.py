@@ -118,5 +118,5 @@ class WaveNetSystem(L.LightningModule):
         t = self.train_config
         optimizer = torch.optim.Adam(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         scheduler = warmup_exp_decay(optimizer, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
-                                     decay_steps=t.decay_steps)
+                                     decay_steps=t.decay_steps, start_step=self.init_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
