@@ -102,21 +102,29 @@ def test_weight_average_is_bias_corrected():
     torch.testing.assert_close(model.weight.detach(), torch.full((1, 2), 3.0))
 
 
-def test_vocoder_exports_and_resumes_its_weight_average(corpus, tmp_path):
+@pytest.mark.parametrize("stage, section", [("vocoder", "vocoder_train"), ("acoustic", "acoustic_train")])
+def test_a_stage_exports_and_resumes_its_weight_average(corpus, tmp_path, stage, section):
     from safetensors.torch import load_file
 
     run = tmp_path / "run"
-    assert _train(run, corpus, "stage=vocoder", "trainer.max_steps=2", "vocoder_train.ema_decay=0.9") == 0
-    ckpt = _ckpt(run, "vocoder")
+    assert _train(run, corpus, f"stage={stage}", "trainer.max_steps=2", f"{section}.ema_decay=0.9") == 0
+    ckpt = _ckpt(run, stage)
     assert ckpt["weight_average"]["updates"] == 2
-    exported = load_file(str(run / "vocoder.safetensors"))
+    exported = load_file(str(run / f"{stage}.safetensors"))
     correction = 1 - 0.9 ** 2
     for name, shadow in ckpt["weight_average"]["shadow"].items():
         torch.testing.assert_close(exported[name], shadow / correction)
-    trained = ckpt["state_dict"]["model.head.3.weight"]
-    assert not torch.equal(trained, exported["head.3.weight"]), "the export should be the average, not the last weights"
-    assert _train(run, corpus, "stage=vocoder", "trainer.max_steps=3", "vocoder_train.ema_decay=0.9") == 0
-    assert _ckpt(run, "vocoder")["weight_average"]["updates"] == 3  # restored, then updated once more
+    moved = [name for name in ckpt["weight_average"]["shadow"]
+             if not torch.equal(ckpt["state_dict"][f"model.{name}"], exported[name])]
+    assert moved, "the export should be the average, not the last weights"
+    assert _train(run, corpus, f"stage={stage}", "trainer.max_steps=3", f"{section}.ema_decay=0.9") == 0
+    assert _ckpt(run, stage)["weight_average"]["updates"] == 3  # restored, then updated once more
+
+
+def test_the_acoustic_stage_has_no_weight_average_unless_asked(corpus, tmp_path):
+    run = tmp_path / "run"
+    assert _train(run, corpus, "stage=acoustic", "trainer.max_steps=1") == 0
+    assert "weight_average" not in _ckpt(run, "acoustic")
 
 
 def test_init_from_a_voice_carries_weights_and_steps_on(corpus, tmp_path, capsys):

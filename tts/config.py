@@ -160,6 +160,9 @@ class AcousticTrainConfig:
     guided_attention_decay_steps: int = 10000  # the weight halves this often
     val_sentences: int = 3  # validation sentences logged as images and audio
     mel_loss: str = "l1"  # on mel before and after the postnet: "l1", "mse" or "l1+mse"
+    # Exponential moving average of the weights (bias-corrected), used for validation and export,
+    # as vocoder_train.ema_decay; null (the default) exports the trained weights.
+    ema_decay: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -251,8 +254,10 @@ class Recipe:
                                   f"got {cfg.max_steps} and {cfg.batch_size}")
             if not 0 <= cfg.min_lr <= cfg.lr:
                 raise ConfigError(f"{section}: need 0 <= min_lr <= lr, got lr={cfg.lr}, min_lr={cfg.min_lr}")
-        if self.vocoder_train.ema_decay is not None and not 0 < self.vocoder_train.ema_decay < 1:
-            raise ConfigError(f"vocoder_train.ema_decay must be in (0, 1) or null, got {self.vocoder_train.ema_decay}")
+        for section in ("acoustic_train", "vocoder_train"):
+            decay = getattr(self, section).ema_decay
+            if decay is not None and not 0 < decay < 1:
+                raise ConfigError(f"{section}.ema_decay must be in (0, 1) or null, got {decay}")
         if self.data.val_size < 1:
             raise ConfigError(f"data.val_size must be at least 1, got {self.data.val_size}")
 

@@ -18,6 +18,7 @@ from tts.audio import mel_silence
 from tts.config import AcousticTrainConfig, AudioConfig, TacotronConfig, from_dict
 from tts.models.tacotron import Tacotron, lengths_to_mask
 from tts.train.schedule import warmup_exp_decay
+from tts.train.state import SystemState
 
 MEL_LOSSES = ("l1", "mse", "l1+mse")
 
@@ -95,7 +96,7 @@ def _config(cls, value):
     return value if isinstance(value, cls) else from_dict(cls, dict(value))
 
 
-class TacotronSystem(L.LightningModule):
+class TacotronSystem(SystemState, L.LightningModule):
     """Trains a Tacotron on batches from tts.data.TextMelCollate:
     {"text": (B, L) long, "text_lengths": (B,), "mel": (B, n_mels, T), "mel_lengths": (B,), "ids": list[str]}.
 
@@ -120,13 +121,7 @@ class TacotronSystem(L.LightningModule):
         self.model = Tacotron(model, n_symbols=len(symbols["symbols"]), n_mels=audio.n_mels,
                               pad_id=int(symbols["pad_id"]))
         self.mel_pad_value = mel_silence(audio)
-        self.init_steps = 0  # steps the weights had when the run started from another voice (init_from)
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["init_steps"] = self.init_steps
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.init_steps = int(checkpoint.get("init_steps", 0))
+        self.init_state(self.model, ema_decay=train.ema_decay)
 
     def forward(self, batch: dict) -> dict:
         return self.model(batch["text"], batch["text_lengths"], batch["mel"], batch["mel_lengths"])

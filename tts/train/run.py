@@ -12,7 +12,6 @@ Running the same command again continues each unfinished stage from its last che
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import signal
@@ -225,8 +224,9 @@ def train_acoustic(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "acoustic")
     if trainer.is_global_zero:
-        export_part(run_dir, "acoustic", system.model, audio=recipe.audio, config=recipe.acoustic,
-                    steps=system.init_steps + trainer.global_step, symbols=symbols)
+        with system.averaged_weights():
+            export_part(run_dir, "acoustic", system.model, audio=recipe.audio, config=recipe.acoustic,
+                        steps=system.init_steps + trainer.global_step, symbols=symbols)
 
 
 def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
@@ -245,7 +245,7 @@ def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "vocoder")
     if trainer.is_global_zero:
-        with system.ema.swapped_in() if system.ema is not None else contextlib.nullcontext():
+        with system.averaged_weights():
             export_part(run_dir, "vocoder", system.model, audio=recipe.audio, config=recipe.vocoder,
                         steps=system.init_steps + trainer.global_step)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from contextlib import ExitStack
 from typing import Union
 
 import lightning as L
@@ -12,7 +11,7 @@ import torch
 
 from tts.config import AudioConfig, VocoderTrainConfig, WaveNetConfig, from_dict
 from tts.models.wavenet import WaveNet
-from tts.train.ema import WeightAverage
+from tts.train.state import SystemState
 from tts.train.schedule import warmup_exp_decay
 
 # Seconds of audio generated from the first validation batch and logged to TensorBoard.
@@ -24,7 +23,7 @@ def _config(cls, value):
     return value if isinstance(value, cls) else from_dict(cls, dict(value))
 
 
-class WaveNetSystem(L.LightningModule):
+class WaveNetSystem(SystemState, L.LightningModule):
     """Trains a WaveNet on batches of random segments (tts.data.SegmentDataset):
     {"audio": (B, S * hop) float32 in [-1, 1], "mel": (B, n_mels, S) float32}.
 
@@ -44,9 +43,7 @@ class WaveNetSystem(L.LightningModule):
         self.audio, self.model_config, self.train_config = audio, model, train
         self.model = WaveNet(model, n_mels=audio.n_mels, hop_length=audio.hop_length, audio=audio)
         self._loss = self.batch_loss
-        self.ema = WeightAverage(self.model, decay=train.ema_decay) if train.ema_decay else None
-        self._ema_swap = ExitStack()
-        self.init_steps = 0  # steps the weights had when the run started from another voice (init_from)
+        self.init_state(self.model, ema_decay=train.ema_decay)
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Teacher-forced output (B, out_channels, S * hop)."""
@@ -67,28 +64,6 @@ class WaveNetSystem(L.LightningModule):
         self.log("train/loss", loss, batch_size=B, prog_bar=True)
         self.log("lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=B)
         return loss
-
-    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
-        if self.ema is not None:
-            self.ema.update()
-
-    # Validation loss and audio use the averaged weights: they are what the voice exports.
-    def on_validation_epoch_start(self) -> None:
-        if self.ema is not None:
-            self._ema_swap.enter_context(self.ema.swapped_in())
-
-    def on_validation_epoch_end(self) -> None:
-        self._ema_swap.close()
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["init_steps"] = self.init_steps
-        if self.ema is not None:
-            checkpoint["weight_average"] = self.ema.state_dict()
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.init_steps = int(checkpoint.get("init_steps", 0))
-        if self.ema is not None and "weight_average" in checkpoint:
-            self.ema.load_state_dict(checkpoint["weight_average"])
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss = self.model.nll(self(batch), batch["audio"])
