@@ -14,7 +14,7 @@ from tts.config import load_recipe  # noqa: E402
 # Pointer element types as WaveNetTritonSampler launches the kernel: the weight matrices in the
 # sampler's weight dtype, int32 indices, everything else fp32.
 INT_POINTERS = {"forced_ptr", "prev_ptr", "dil_ptr"}
-WEIGHT_POINTERS = {"emb_ptr", "wconv_ptr", "wres_ptr", "wskip_ptr", "wh1_ptr", "wh2_ptr"}
+WEIGHT_POINTERS = {"emb_ptr", "wconv_ptr", "wres_ptr", "wskip_ptr", "wh1_ptr", "wh2_ptr", "embp_ptr", "embe_ptr"}
 INT_SCALARS = {"n", "t0"}
 
 
@@ -30,18 +30,22 @@ def _signature(kernel, constants: dict, weight_type: str) -> dict:
     return signature
 
 
-@pytest.mark.parametrize("weights, precision", [("*fp16", "tf32"), ("*fp32", "ieee")])
-def test_kernel_compiles_for_hopper(weights, precision):
+@pytest.mark.parametrize("weights, precision, excitation", [("*fp16", "tf32", "none"), ("*fp32", "ieee", "none"),
+                                                         ("*fp16", "tf32", "lpc")])
+def test_kernel_compiles_for_hopper(weights, precision, excitation):
     from tts.models import wavenet_triton
     from tts.models.wavenet import WaveNet
 
-    recipe = load_recipe("teacher", ["data.root=unused"])  # the default voice's WaveNet sizes
-    model = WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length)
+    # the default voice's WaveNet sizes
+    recipe = load_recipe("teacher", ["data.root=unused", f"vocoder.excitation={excitation}"])
+    model = WaveNet(recipe.vocoder, n_mels=recipe.audio.n_mels, hop_length=recipe.audio.hop_length, audio=recipe.audio)
     assert wavenet_triton.unsupported(model) is None
     c = model.config
+    lpc = excitation == "lpc"
     constants = dict(L=len(model.blocks), R=c.residual_channels, G2=c.gate_channels // 2, S=c.skip_channels,
                      Q=c.mulaw_channels, HS=max(model.dilations) + 1, BLOCK=wavenet_triton.BLOCK_B,
-                     FORCED=False, RECORD=False, PRECISION=precision)
+                     FORCED=False, RECORD=False, PRECISION=precision, LPC=lpc, ORDER=c.lpc_order if lpc else 1,
+                     OP=c.lpc_order if lpc else 1, HOP=model.hop_length)
     kernel = wavenet_triton._wavenet_steps
     missing = set(constants) - set(kernel.arg_names)
     assert not missing, f"the kernel's constexpr arguments changed: {missing}"

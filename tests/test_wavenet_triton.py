@@ -24,25 +24,27 @@ BENCH = dict(layers=20, stacks=2, kernel_size=2, residual_channels=64, gate_chan
 
 INTERPRETED = """
 import json, sys, torch
-from tts.config import WaveNetConfig
-from tts.models.wavenet import WaveNet, mulaw_encode
+from tts.config import AudioConfig, WaveNetConfig
+from tts.models.wavenet import WaveNet
 from tts.models.wavenet_triton import TritonSampler
 
 config = WaveNetConfig(**json.loads(sys.argv[1]))
+audio_config = AudioConfig(sample_rate=8000, n_fft=64, win_length=64, hop_length=8, n_mels=6, f_max=4000.0)
 torch.manual_seed(0)
-model = WaveNet(config, n_mels=6, hop_length=8).eval()
+model = WaveNet(config, n_mels=6, hop_length=8, audio=audio_config).eval()
 with torch.no_grad():
     for p in model.parameters():  # weights large enough that every path matters to the output
         p.add_(torch.randn_like(p) * 0.2)
     g = torch.Generator().manual_seed(1)
     mel = torch.randn(2, 6, 6, generator=g) - 3.0
     audio = torch.rand(2, 48, generator=g) * 1.8 - 0.9
-    expected = model(audio, mel)
-    forced = TritonSampler(model, mel, torch.tensor([6, 6]), forced=mulaw_encode(audio).float(), record=True,
+    expected = model.distribution(model(audio, mel))
+    # model.feedback: mu-law classes (plain) or pre-emphasised samples (LPC)
+    forced = TritonSampler(model, mel, torch.tensor([6, 6]), forced=model.feedback(audio), record=True,
                            precise=True, chunk_frames=4)  # two launches: the state crosses a chunk boundary
     forced.run()
     lengths = torch.tensor([6, 4])
-    drawn = TritonSampler(model, mel, lengths, seed=5, precise=True).run()
+    drawn = model.finish(TritonSampler(model, mel, lengths, seed=5, precise=True).run(), lengths)
     reference = model.generate(mel, lengths, seed=5, backend="torch")
 print(json.dumps({
     "receptive_field": model.receptive_field, "logit_std": expected.std().item(),
@@ -53,10 +55,13 @@ print(json.dumps({
 """
 
 
-def test_triton_incremental_matches_teacher_forced_in_the_interpreter():
+@pytest.mark.parametrize("settings", [{}, {"excitation": "lpc", "lpc_order": 4}, {"excitation": "lpc", "lpc_order": 6}],
+                         ids=["plain", "lpc", "lpc-order-6"])
+def test_triton_incremental_matches_teacher_forced_in_the_interpreter(settings):
+    """Order 6 exercises the coefficients padded to a power of two (8)."""
     env = dict(os.environ, TRITON_INTERPRET="1")
-    done = subprocess.run([sys.executable, "-c", INTERPRETED, json.dumps(SMALL)], env=env, capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", INTERPRETED, json.dumps(dict(SMALL, **settings))], env=env,
+                          capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert 48 > result["receptive_field"]  # the queues wrap around

@@ -10,8 +10,11 @@ hand-written CUDA. The conditioning for the chunk is mixed per sample beforehand
 matrix products (``WaveNet.project_frames`` and the upsampler's phase weights), and the random
 draws are the same counter-based ones as the other samplers (``wavenet.uniforms``).
 
-Supported: mu-law output, kernel size 2, and residual, gate / 2, skip and class counts that are
-powers of two of at least 16 (``unsupported`` says why not); other models use the torch sampler.
+Supported: mu-law output, plain or LPC excitation (``vocoder.excitation=lpc``: the kernel makes
+the prediction p_t from the frame's coefficients and its own ring of past s' values, feeds
+s'_(t-1), p_t and e_(t-1) through their embeddings, and the draw is the excitation, as the other
+samplers do), kernel size 2, and residual, gate / 2, skip and class counts that are powers of two of
+at least 16 (``unsupported`` says why not); other models use the torch sampler.
 With TRITON_INTERPRET=1 set before Triton is imported, the kernel runs on CPU tensors in Triton's
 interpreter (numpy, slow): that is how the tests check it against the teacher-forced forward pass
 on a machine without a GPU.
@@ -37,8 +40,6 @@ CHUNK_BYTES = 256 * 2**20
 def unsupported(model: WaveNet) -> Optional[str]:
     """Why the kernel cannot sample this model, or None when it can."""
     c = model.config
-    if c.excitation != "none":
-        return f"excitation {c.excitation!r} (the kernel samples plain WaveNets only; use backend='torch' or 'fast')"
     if c.output != "mulaw":
         return f"output {c.output!r} (the kernel samples mu-law only)"
     if c.kernel_size != 2:
@@ -52,12 +53,23 @@ def unsupported(model: WaveNet) -> Optional[str]:
 
 
 @triton.jit
+def _mulaw_class(x, mu):
+    """Sample values -> mu-law classes (int32), as torchaudio's mu_law_encoding."""
+    x = tl.minimum(tl.maximum(x, -1.0), 1.0)
+    y = tl.log(1.0 + mu * tl.abs(x)) / tl.log(1.0 + mu)
+    y = tl.where(x < 0.0, -y, y)
+    return ((y + 1.0) / 2.0 * mu + 0.5).to(tl.int32)
+
+
+@triton.jit
 def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr, prev_ptr, emb_ptr, dec_ptr,
                    wconv_ptr, wres_ptr, bres_ptr, wskip_ptr, bskip_ptr, wh1_ptr, bh1_ptr, wh2_ptr, bh2_ptr, dil_ptr,
+                   coef_ptr, lhist_ptr, lexc_ptr, lprev_ptr, lforced_ptr, embp_ptr, embe_ptr,
                    n, t0, inv_temperature, skip_scale,
                    L: tl.constexpr, R: tl.constexpr, G2: tl.constexpr, S: tl.constexpr, Q: tl.constexpr,
                    HS: tl.constexpr, BLOCK: tl.constexpr, FORCED: tl.constexpr, RECORD: tl.constexpr,
-                   PRECISION: tl.constexpr):
+                   PRECISION: tl.constexpr, LPC: tl.constexpr = False, ORDER: tl.constexpr = 1,
+                   OP: tl.constexpr = 1, HOP: tl.constexpr = 1):
     """Samples t0 .. t0 + n - 1 for the BLOCK utterances of this program.
 
     cond (B, n, L, 2 * G2) float32: each layer's conditioning plus gate bias, tanh half first;
@@ -67,6 +79,12 @@ def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr,
     Weights (float32 or float16): emb (Q, R); wconv (L, tap, half, R, G2) with tap 0 the input at
     t - d, tap 1 the input at t; wres (L, G2, R), wskip (L, G2, S), wh1 (S, S), wh2 (S, Q) laid out
     for ``activations @ weight``; biases float32; dec (Q,) the sample value of each class.
+
+    LPC: coef (B, frames of the chunk, OP) float32, each frame's coefficients a_1 .. a_ORDER padded
+    with zeros to OP (a power of two), held for its HOP samples; lhist (B, OP) float32, slot
+    t % ORDER holds s'_t; lexc (B,) the last excitation; lprev (B,) s'_(t-1) (instead of prev's
+    class); lforced (B, n) float32 s' values fed back (FORCED); embp, embe (Q, R) the prediction's
+    and the excitation's embeddings. out then holds s'_t = clip(p_t + e_t), e_t the drawn value.
     """
     rb = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     rr = tl.arange(0, R)
@@ -74,11 +92,25 @@ def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr,
     rs = tl.arange(0, S)
     rq = tl.arange(0, Q)
     wdt = emb_ptr.dtype.element_ty
-    prev = tl.load(prev_ptr + rb)
+    mu = (Q - 1) * 1.0
+    if LPC:
+        ro = tl.arange(0, OP)
+        prev_v = tl.load(lprev_ptr + rb)
+        exc = tl.load(lexc_ptr + rb)
+        prev = _mulaw_class(prev_v, mu)
+    else:
+        prev = tl.load(prev_ptr + rb)
     # Not software-pipelined: a step's loads must not be issued before the last step's stores.
     for s in tl.range(n, num_stages=1):
         t = t0 + s
         x = tl.load(emb_ptr + prev[:, None] * R + rr[None, :]).to(tl.float32)  # (BLOCK, R)
+        if LPC:  # p_t = -sum_k a_k s'_(t-k), clipped; its embedding and the last excitation's join the input
+            coef = tl.load(coef_ptr + (rb[:, None] * (n // HOP) + s // HOP) * OP + ro[None, :])
+            lag = (t + ORDER - 1 - ro) % ORDER  # slot of s'_(t-1-k); the padded taps have a = 0
+            recent = tl.load(lhist_ptr + rb[:, None] * OP + lag[None, :], mask=ro[None, :] < ORDER, other=0.0)
+            pred = tl.minimum(tl.maximum(-tl.sum(coef * recent, axis=1), -1.0), 1.0)
+            x += tl.load(embp_ptr + _mulaw_class(pred, mu)[:, None] * R + rr[None, :]).to(tl.float32)
+            x += tl.load(embe_ptr + _mulaw_class(exc, mu)[:, None] * R + rr[None, :]).to(tl.float32)
         skips = tl.zeros((BLOCK, S), dtype=tl.float32)
         for layer in range(L):
             d = tl.load(dil_ptr + layer)
@@ -110,13 +142,27 @@ def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr,
         cdf = tl.cumsum(tl.exp(z - tl.max(z, axis=1)[:, None]), axis=1)
         u = tl.load(uni_ptr + rb * n + s)
         k = tl.minimum(tl.sum((cdf < (u * tl.max(cdf, axis=1))[:, None]).to(tl.int32), axis=1), Q - 1)
-        tl.store(out_ptr + rb * n + s, tl.load(dec_ptr + k))
-        if FORCED:
-            prev = tl.load(forced_ptr + rb * n + s)
+        if LPC:  # the draw is the excitation: s'_t = p_t + e_t
+            value = tl.minimum(tl.maximum(pred + tl.load(dec_ptr + k), -1.0), 1.0)
+            tl.store(out_ptr + rb * n + s, value)
+            if FORCED:
+                value = tl.load(lforced_ptr + rb * n + s)
+            exc = value - pred
+            tl.store(lhist_ptr + rb * OP + t % ORDER, value)
+            prev_v = value
+            prev = _mulaw_class(value, mu)
         else:
-            prev = k
+            tl.store(out_ptr + rb * n + s, tl.load(dec_ptr + k))
+            if FORCED:
+                prev = tl.load(forced_ptr + rb * n + s)
+            else:
+                prev = k
         tl.debug_barrier()  # this step's ring-buffer writes are seen by every thread of the next
-    tl.store(prev_ptr + rb, prev)
+    if LPC:
+        tl.store(lprev_ptr + rb, prev_v)
+        tl.store(lexc_ptr + rb, exc)
+    else:
+        tl.store(prev_ptr + rb, prev)
 
 
 def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
@@ -145,7 +191,13 @@ class TritonSampler:
         self.lengths = lengths.long().cpu()
         self.keys = stream_keys(seed, self.B)
         self.inv_temperature = 1.0 / float(temperature)
-        self.forced = None if forced is None else _pad_rows(forced.to(self.device).round().int(), self.rows)
+        self.lpc = model.lpc is not None
+        if forced is None:
+            self.forced = None
+        elif self.lpc:  # s' values
+            self.forced = _pad_rows(forced.to(self.device).float(), self.rows)
+        else:  # mu-law classes
+            self.forced = _pad_rows(forced.to(self.device).round().int(), self.rows)
         if weight_dtype is None:
             weight_dtype = torch.float16 if self.device.type == "cuda" and not precise else torch.float32
         self.precision = "ieee" if precise else "tf32"
@@ -154,6 +206,12 @@ class TritonSampler:
         self.phase = model.upsampler.phase_weights().float()  # (hop, 2J + 1)
         self.weights = self._pack(weight_dtype)
         self.chunk_frames = chunk_frames
+        if self.lpc:  # (rows, F, OP): each frame's a_1 .. a_order, zero-padded to a power of two
+            coeffs = model.lpc_coefficients(mel).float()
+            self.order = coeffs.shape[2]
+            self.order_p2 = max(2, 1 << (self.order - 1).bit_length())
+            coeffs = torch.nn.functional.pad(coeffs, (0, self.order_p2 - self.order))
+            self.coeffs = _pad_rows(coeffs.to(self.device), self.rows)
 
     def _pack(self, dtype: torch.dtype) -> dict:
         """The model's weights in the kernel's layouts (see _wavenet_steps)."""
@@ -174,6 +232,9 @@ class TritonSampler:
         packed.update({name: b.detach().to(self.device, torch.float32).contiguous() for name, b in biases.items()})
         packed["dec"] = mulaw_decode(torch.arange(c.mulaw_channels), c.mulaw_channels).to(self.device)
         packed["dil"] = torch.tensor(m.dilations, dtype=torch.int32, device=self.device)
+        if m.lpc is not None:
+            packed["embp"] = m.input_pred.weight.detach().to(self.device, dtype).contiguous()
+            packed["embe"] = m.input_exc.weight.detach().to(self.device, dtype).contiguous()
         return packed
 
     def _conditioning(self, f0: int, f1: int) -> torch.Tensor:
@@ -200,6 +261,14 @@ class TritonSampler:
         hist = torch.zeros(rows, L, max(m.dilations) + 1, R, device=dev)
         prev = torch.full((rows,), int(m.initial_input), dtype=torch.int32, device=dev)
         w = self.weights
+        lpc_args = {"LPC": False}
+        if self.lpc:
+            lhist = torch.zeros(rows, self.order_p2, device=dev)
+            lexc = torch.zeros(rows, device=dev)
+            lprev = torch.full((rows,), float(m.initial_input), device=dev)
+            lpc_args = {"LPC": True, "ORDER": self.order, "OP": self.order_p2, "HOP": hop}
+        else:
+            lhist = lexc = lprev = prev.float()  # unused
         bar = tqdm(total=end, unit="sample", unit_scale=True, disable=not progress, desc="wavenet")
         for f0 in range(0, math.ceil(end / hop), chunk):
             f1 = min(self.frames, f0 + chunk)
@@ -207,15 +276,19 @@ class TritonSampler:
             cond = self._conditioning(f0, f1)
             draws = uniforms(self.keys, f0 * hop, n)[:, :, 0].astype(np.float32)
             uni = _pad_rows(torch.from_numpy(draws).to(dev), rows).contiguous()
-            forced = self.forced[:, f0 * hop: f1 * hop].contiguous() if self.forced is not None else prev
+            window = self.forced[:, f0 * hop: f1 * hop].contiguous() if self.forced is not None else None
+            forced = window if window is not None and not self.lpc else prev
+            lforced = window if window is not None and self.lpc else lprev
+            coeffs = self.coeffs[:, f0:f1].contiguous() if self.lpc else lprev
             samples = torch.empty(rows, n, device=dev)
             logits = torch.empty(rows, n, Q, device=dev) if self.record else samples
             _wavenet_steps[(rows // BLOCK_B,)](
                 cond, uni, forced, samples, logits, hist, prev, w["emb"], w["dec"], w["wconv"], w["wres"], w["bres"],
                 w["wskip"], w["bskip"], w["wh1"], w["bh1"], w["wh2"], w["bh2"], w["dil"],
+                coeffs, lhist, lexc, lprev, lforced, w.get("embp", w["emb"]), w.get("embe", w["emb"]),
                 n, f0 * hop, self.inv_temperature, m.skip_scale,
                 L=L, R=R, G2=G // 2, S=c.skip_channels, Q=Q, HS=max(m.dilations) + 1, BLOCK=BLOCK_B,
-                FORCED=self.forced is not None, RECORD=self.record, PRECISION=self.precision)
+                FORCED=self.forced is not None, RECORD=self.record, PRECISION=self.precision, **lpc_args)
             out[:, f0 * hop: f1 * hop] = samples[: self.B]
             if self.record:
                 self.logits[:, f0 * hop: f1 * hop] = logits[: self.B]
