@@ -120,7 +120,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
                                 progress=not args.quiet)
     elapsed = time.perf_counter() - began
     if args.save_mel:
-        save_mel_plot(speech, args.save_mel, hop_length=voice.audio.hop_length, log_floor=voice.audio.log_floor)
+        save_mel_plot(speech, args.save_mel, audio=voice.audio)
     if args.save_alignment:
         save_alignment_plot(speech, args.save_alignment)
     unfinished = speech.stop_reasons.count("length_bound")

@@ -38,6 +38,8 @@ from tts.text.sentences import split_sentences
 if TYPE_CHECKING:
     import torch
 
+    from tts.config import AudioConfig
+
 log = logging.getLogger(__name__)
 
 __all__ = ["MAX_CHARS", "VOCODERS", "SPEED_RANGE", "MAX_SILENCE", "SynthesisError", "SynthesisSettings", "Chunk",
@@ -429,16 +431,18 @@ def synthesize_to_file(voice, text: str, path: Union[str, Path], settings: Synth
                       alignments=tuple(r.alignment for r in record) if details else ())
 
 
-def save_mel_plot(speech: Union[Speech, SpeechInfo], path: Union[str, Path], *, hop_length: int, log_floor: float) -> None:
+def save_mel_plot(speech: Union[Speech, SpeechInfo], path: Union[str, Path], *, audio: AudioConfig) -> None:
     """PNG of the whole utterance's mel as vocoded: the chunks' (n_mels, T_i) mels side by side with
-    the sentence silences between them; time in seconds across, mel bin up."""
-    from tts.audio import atomic_write
+    the sentence silences between them; time in seconds across, mel bin up. ``audio`` is the
+    voice's audio config (voice.audio)."""
+    from tts.audio import atomic_write, mel_silence
     from tts.plot import draw_mel, figure, png_bytes
 
     if not speech.mels:
         raise ValueError("this Speech was made without details=True; it has no mels to plot")
+    hop_length = audio.hop_length
     silent_frames = max(0, round(speech.samples / hop_length) - sum(m.shape[1] for m in speech.mels))
-    gap = np.full((speech.mels[0].shape[0], silent_frames), np.log(log_floor), dtype=np.float32)
+    gap = np.full((speech.mels[0].shape[0], silent_frames), mel_silence(audio), dtype=np.float32)
     gaps = np.array_split(gap, max(1, len(speech.mels) - 1), axis=1)
     columns = []
     for n, mel in enumerate(speech.mels):
