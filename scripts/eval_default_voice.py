@@ -42,6 +42,7 @@ import torch
 
 from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS, SAMPLE_RATE, load_recognizer
 from tts.audio import MelSpectrogram, load_wav, resample_wav
+from tts.data import CorpusError, read_metadata
 from tts.eval import error_rates, mel_cepstral_distortion
 from tts.voice import DEFAULT_VOICE, Voice, read_card, write_card
 
@@ -77,7 +78,7 @@ def cold_synth(voice_dir: Path | None, text: str, vocoder: str) -> dict:
     return {"text": text, "wall_s": round(wall, 2), "audio_s": round(seconds, 2), "rtf": round(wall / seconds, 3)}
 
 
-def synthesize(voice: Voice, corpus: Path, rows: list[list[str]], batch: int,
+def synthesize(voice: Voice, corpus: Path, rows: list[tuple[str, str]], batch: int,
                sets: tuple[str, ...] = SETS) -> tuple[dict, list[str], float]:
     """-> ({set name: [(T,) float32 at the voice's rate per row]}, robustness verdicts, wall seconds).
     Only the sets asked for are made (the teacher's recordings always: MCD is measured against them);
@@ -151,7 +152,10 @@ def main() -> int:
     test_file = args.corpus / "test.txt"
     if not test_file.is_file():
         parser.error(f"{test_file} does not exist (make the corpus with scripts/make_teacher_corpus.py)")
-    rows = [line.split("|", 1) for line in test_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:  # the corpus's own row reader: every malformed row named at once, as for metadata.csv
+        rows = [(row.id, row.text) for row in read_metadata(args.corpus, listing="test.txt")]
+    except CorpusError as err:
+        parser.error(str(err))
     if len(rows) < args.count:
         parser.error(f"{test_file} has {len(rows)} sentences, fewer than --count {args.count}")
     rows = rows[: args.count]

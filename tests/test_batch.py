@@ -46,6 +46,14 @@ def test_read_items_flags_bad_lines_without_stopping(tmp_path):
     assert "not a safe file name" in items[1].error and "already used on line 1" in items[2].error
 
 
+def test_read_items_uses_the_corpus_row_parser(tmp_path):
+    """id|text rows go through tts.rows (the corpus parser): the text column as written, and a '|'
+    inside the text is a bad line instead of a silently shortened text."""
+    items = read_items(write(tmp_path / "in.csv", "a|Dr. Who.|Doctor Who.\nb|One | two | three.\n"))
+    assert (items[0].id, items[0].text, items[0].error) == ("a", "Dr. Who.", None)
+    assert items[1].id == "#line2" and "line 2:" in items[1].error and "'|' inside the text" in items[1].error
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"), ("", "has no text"), ("\n  \n", "has no text"), (b"\xff\xfe\x00bad", "not UTF-8"),
 ])

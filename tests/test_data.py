@@ -114,6 +114,9 @@ def test_metadata_errors(tmp_path):
     (tmp_path / "metadata.csv").write_text("a|Raw 1 text|Normalized one text\nb|only raw\n")
     assert [r.text for r in read_metadata(tmp_path)] == ["Normalized one text", "only raw"]
     assert [r.raw_text for r in read_metadata(tmp_path)] == ["Raw 1 text", "only raw"]
+    (tmp_path / "test.txt").write_text("c|Held out.\nd\n")  # another listing of the same rows
+    with pytest.raises(CorpusError, match="test.txt:2: d: expected"):
+        read_metadata(tmp_path, listing="test.txt")
 
 
 def test_row_parser_decides_the_text_once_and_reads_speakers():

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tts.errors import TTSError
+from tts.rows import split_row
 from tts.synth import SynthesisSettings
 
 log = logging.getLogger(__name__)
@@ -126,10 +127,15 @@ def _jsonl_item(n: int, line: str) -> BatchItem:
 
 
 def _csv_item(n: int, line: str) -> BatchItem:
-    fields = line.split("|")
-    if len(fields) < 2:
-        return BatchItem(f"#line{n}", "", n, f"line {n}: expected id|text")
-    return BatchItem(fields[0].strip(), fields[1].strip(), n)
+    """An id|text[|normalized] row, read by the corpus row parser; its id is checked by read_items'
+    own rule (a file name in OUTDIR, as for JSONL ids)."""
+    try:
+        uid, _, raw, _ = split_row(line)
+    except ValueError as err:
+        return BatchItem(f"#line{n}", "", n, f"line {n}: {err}")
+    # The text as written, not a normalized third column: the frontend normalizes it as it does
+    # every other input, and `tts eval` compares the recognizer against the same column.
+    return BatchItem(uid, raw, n)
 
 
 def prepare_outdir(path: os.PathLike | str) -> Path:

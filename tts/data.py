@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from tts.audio import AudioError, MelSpectrogram, atomic_write, load_wav, mel_silence, num_frames
 from tts.config import AudioConfig, DataConfig
 from tts.errors import TTSError
+from tts.rows import parse_row, split_row  # noqa: F401 (the row parser; re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -57,40 +58,17 @@ class BadRow:
     reason: str
 
 
-def parse_row(line: str, *, speakers: bool = False) -> tuple[str, Optional[str], str, str]:
-    """One metadata row -> (id, speaker or None, raw text, text to speak), the one place that
-    decides between the raw and the normalized column (normalized when present and not empty).
-    Rows are ``id|text[|normalized]``, or with ``speakers`` ``id|speaker|text[|normalized]``.
-    Raises ValueError with the reason for a malformed row."""
-    fields = line.rstrip("\n\r").split("|")
-    columns = ["id", "speaker", "text"] if speakers else ["id", "text"]
-    if len(fields) < len(columns):
-        raise ValueError(f"expected '{'|'.join(columns)}|normalized text', got {line.strip()[:60]!r}")
-    if len(fields) > len(columns) + 1:
-        raise ValueError(f"expected at most {len(columns) + 1} '|'-separated fields, got {len(fields)} "
-                         f"(a '|' inside the text?)")
-    uid = fields[0].strip()
-    if not uid:
-        raise ValueError("empty id")
-    if "/" in uid or "\\" in uid or uid in (".", ".."):
-        raise ValueError(f"id {uid!r} is not a file name (it names wavs/ID.wav)")
-    speaker = fields[1].strip() if speakers else None
-    if speakers and not speaker:
-        raise ValueError("empty speaker")
-    raw = fields[len(columns) - 1].strip()
-    normalized = fields[len(columns)].strip() if len(fields) > len(columns) else ""
-    return uid, speaker, raw, normalized or raw
-
-
-def read_rows(root: os.PathLike | str, *, speakers: bool = False) -> tuple[list[Utterance], list[BadRow]]:
-    """Parse ROOT/metadata.csv in one pass -> (good rows, bad rows with their reasons). Raises
-    CorpusError only for the layout: a missing directory or file, or a file with no rows."""
+def read_rows(root: os.PathLike | str, *, speakers: bool = False,
+              listing: str = "metadata.csv") -> tuple[list[Utterance], list[BadRow]]:
+    """Parse ROOT/metadata.csv (or another ``listing`` of the same rows, such as a held-out
+    test.txt) in one pass -> (good rows, bad rows with their reasons). Raises CorpusError only for
+    the layout: a missing directory or file, or a file with no rows."""
     root = Path(root)
-    metadata = root / "metadata.csv"
+    metadata = root / listing
     if not root.is_dir():
         raise CorpusError(f"data.root {root} is not a directory")
     if not metadata.is_file():
-        raise CorpusError(f"{metadata} not found: data.root must hold metadata.csv and wavs/ (the LJSpeech layout)")
+        raise CorpusError(f"{metadata} not found: data.root must hold {listing} and wavs/ (the LJSpeech layout)")
     rows, bad = [], []
     seen: dict[str, int] = {}
     try:
@@ -117,12 +95,12 @@ def read_rows(root: os.PathLike | str, *, speakers: bool = False) -> tuple[list[
     return rows, bad
 
 
-def read_metadata(root: os.PathLike | str, *, speakers: bool = False) -> list[Utterance]:
-    """Parse ROOT/metadata.csv; raises CorpusError naming every malformed row (count, the first
-    few) or a missing file."""
-    rows, bad = read_rows(root, speakers=speakers)
+def read_metadata(root: os.PathLike | str, *, speakers: bool = False, listing: str = "metadata.csv") -> list[Utterance]:
+    """Parse ROOT/metadata.csv (or ``listing``); raises CorpusError naming every malformed row
+    (count, the first few) or a missing file."""
+    rows, bad = read_rows(root, speakers=speakers, listing=listing)
     if bad:
-        raise CorpusError(_bad_rows_message(Path(root) / "metadata.csv", bad, len(rows) + len(bad), report=None))
+        raise CorpusError(_bad_rows_message(Path(root) / listing, bad, len(rows) + len(bad), report=None))
     return rows
 
 
