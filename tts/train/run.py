@@ -24,10 +24,11 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from tts.audio import atomic_write
-from tts.config import AudioConfig, ConfigError, Recipe, from_dict, recipe_to_dict
+from tts.card import load_card
+from tts.config import ConfigError, Recipe, recipe_to_dict
 from tts.data import CorpusDataModule, load_item, prepare_corpus, read_rows
 from tts.train.checkpoints import AtomicCheckpointIO, resume_point  # noqa: F401 (AtomicCheckpointIO: also imported from here)
-from tts.voice import export_part, read_card
+from tts.voice import export_part
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ def _symbols(run_dir: Path, init_from: Optional[str] = None) -> dict:
 
     for directory in (run_dir, Path(init_from) if init_from else None):
         if directory is not None and (directory / "voice.json").is_file():
-            card = read_card(directory)
-            if "symbols" in card:
-                return card["symbols"]
+            symbols = load_card(directory).symbols
+            if symbols is not None:
+                return symbols
     if init_from and not Path(init_from).is_dir():
         raise ConfigError(f"init_from={init_from}: no such voice directory")
     return SymbolTable.default().to_dict()
@@ -259,28 +260,26 @@ def _start_from_voice(recipe: Recipe, stage_dir: Path, part: str, system: L.Ligh
     from safetensors.torch import load_file
 
     voice_dir = Path(recipe.init_from)
-    card = read_card(voice_dir)
-    if part not in card:
+    card = load_card(voice_dir)  # checked: a wrong type or unknown field is a VoiceError naming it
+    theirs_part = getattr(card, part)
+    if theirs_part is None:
         raise ConfigError(f"init_from={voice_dir} has no trained {part} model")
     config = getattr(recipe, part)
-    try:  # fields added since the voice was trained take their defaults
-        theirs = {"audio": dataclasses.asdict(from_dict(AudioConfig, card[part]["audio"])),
-                  part: dataclasses.asdict(from_dict(type(config), card[part]["config"]))}
-    except (KeyError, TypeError, ConfigError) as err:
-        raise ConfigError(f"init_from={voice_dir}: unreadable {part} settings in its card ({err})") from None
+    # fields added since the voice was trained took their defaults in the card view
+    theirs = {"audio": dataclasses.asdict(theirs_part.audio), part: dataclasses.asdict(theirs_part.config)}
     ours = {"audio": dataclasses.asdict(recipe.audio), part: dataclasses.asdict(config)}
     changed = [f"{section}.{key}: {theirs[section][key]!r} in the voice, {value!r} in the recipe"
                for section, values in ours.items() for key, value in values.items() if theirs[section][key] != value]
     if changed:
         raise ConfigError(f"init_from={voice_dir}: its {part} model was trained with other settings "
                           f"({'; '.join(changed)}); use the voice's settings")
-    weights = voice_dir / card[part]["file"]
+    weights = card.weights(part)
     try:
         state = load_file(str(weights))
         system.model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except Exception as err:  # a damaged or mismatched file: the user's to fix
         raise ConfigError(f"init_from: cannot load {weights} ({str(err).splitlines()[0]})") from None
-    system.init_steps = int(card[part].get("steps", 0))
+    system.init_steps = theirs_part.steps
     log.info("%s: starting from %s (%d steps)", part, weights, system.init_steps)
 
 
@@ -295,7 +294,7 @@ def make_gta_mels(recipe: Recipe, run_dir: Path, symbols: dict) -> Path:
         raise ConfigError(f"vocoder_train.gta=true needs a trained acoustic model in {run_dir}; "
                           f"run stage=acoustic first or set vocoder_train.gta=false")
     voice = Voice.load(run_dir, device="cuda" if torch.cuda.is_available() else "cpu", vocoder=False)
-    steps = read_card(run_dir)["acoustic"]["steps"]
+    steps = voice.card.acoustic.steps
     out_dir = _cache_root(recipe, run_dir) / f"gta-step{steps}"
     out_dir.mkdir(parents=True, exist_ok=True)
     items = prepare_corpus(recipe.data, recipe.audio, symbols, _cache_root(recipe, run_dir), progress=False)
