@@ -44,12 +44,17 @@ class Synthesizer:
 
     @classmethod
     def load(cls, voice: Union[str, Path, None] = None, *, device: Optional[str] = None, vocoder: str = "auto",
-             batch_size: int = 8) -> "Synthesizer":
+             batch_size: int = 8, normalizer: str = "builtin") -> "Synthesizer":
         """Load a voice directory (None: the default voice) onto ``device`` ("cpu", "cuda", "cuda:1";
-        None: CUDA when available). vocoder "griffinlim" skips loading the WaveNet."""
+        None: CUDA when available). vocoder "griffinlim" skips loading the WaveNet. ``normalizer``
+        "nemo" reads written forms with NeMo's grammars (the nemo extra; docs/frontend.md)."""
+        from tts.text import Frontend
+
         if vocoder not in VOCODERS:
             raise SynthesisError(f"unknown vocoder {vocoder!r}; use {', '.join(VOCODERS)}")
-        loaded = Voice.load(voice, device=device, vocoder=vocoder != "griffinlim")
+        frontend = Frontend(normalizer=normalizer)
+        frontend.normalize("Ready.")  # a missing extra fails here, and NeMo's grammars load now, not mid-speech
+        loaded = Voice.load(voice, device=device, vocoder=vocoder != "griffinlim", frontend=frontend)
         return cls(loaded, vocoder=vocoder, batch_size=batch_size)
 
     @property
@@ -117,6 +122,6 @@ class Synthesizer:
 
 
 def load(voice: Union[str, Path, None] = None, *, device: Optional[str] = None, vocoder: str = "auto",
-         batch_size: int = 8) -> Synthesizer:
+         batch_size: int = 8, normalizer: str = "builtin") -> Synthesizer:
     """``Synthesizer.load``: the default voice, or a voice / training run directory."""
-    return Synthesizer.load(voice, device=device, vocoder=vocoder, batch_size=batch_size)
+    return Synthesizer.load(voice, device=device, vocoder=vocoder, batch_size=batch_size, normalizer=normalizer)

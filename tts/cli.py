@@ -71,7 +71,7 @@ def cmd_phonemize(args: argparse.Namespace) -> int:
     from tts.text import Frontend
 
     text = _read_text(args)
-    frontend = Frontend()
+    frontend = Frontend(normalizer=args.normalizer)
     lines = [line for line in text.splitlines() if line.strip()] or [text]
     for line in lines:
         if args.json:  # one object per line: input, words, phonemes, and per token its rule class
@@ -104,8 +104,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
         raise UserError("-o - writes binary WAV to stdout, which is a terminal; redirect it (> out.wav) or pipe it")
     from tts.text import Frontend
 
-    frontend = Frontend()
-    frontend.normalize(text)  # text with nothing speakable fails here, before a model is loaded
+    frontend = Frontend(normalizer=args.normalizer)
+    frontend.normalize(text)  # text with nothing speakable (or a missing extra) fails here, before a model loads
     from tts.synth import SynthesisSettings, save_alignment_plot, save_mel_plot, synthesize_to_file
     from tts.voice import Voice
 
@@ -318,6 +318,14 @@ def _synthesis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no summary line")
 
 
+def _normalizer_option(parser: argparse.ArgumentParser) -> None:
+    from tts.text import Frontend
+
+    parser.add_argument("--normalizer", choices=Frontend.NORMALIZERS, default="builtin",
+                        help="how written forms are read: builtin (default) or nemo (NVIDIA NeMo's grammars; "
+                             "pip install \"tts[nemo]\"; docs/frontend.md compares them)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tts", description="Neural text-to-speech: Tacotron 2 + WaveNet, offline English frontend.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -334,6 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     _synthesis_options(synth)
     synth.add_argument("--save-mel", metavar="PNG", help="also save a plot of the mel spectrogram")
     synth.add_argument("--save-alignment", metavar="PNG", help="also save a plot of the attention alignments")
+    _normalizer_option(synth)
     synth.set_defaults(func=cmd_synth)
 
     phon = sub.add_parser("phonemize", help="show the normalized words and phonemes of text",
@@ -342,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     phon.add_argument("--text-file", help="read the text from this file")
     phon.add_argument("--json", action="store_true",
                       help="print one JSON object per line: input, words, phonemes, and each token's rule class")
+    _normalizer_option(phon)
     phon.set_defaults(func=cmd_phonemize)
 
     train = sub.add_parser("train", help="train a voice: tts train recipe=NAME key=value ...",

@@ -23,7 +23,14 @@ class Frontend:
     ('doctor smith paid three dollars fifty cents .', ['D', 'AA1', 'K', 'T', 'ER0', '|', ...])
     """
 
-    def __init__(self) -> None:
+    NORMALIZERS = ("builtin", "nemo")
+
+    def __init__(self, *, normalizer: str = "builtin") -> None:
+        """``normalizer``: "builtin" (tts.text.normalize) or "nemo" (NeMo's grammars, an extra; see
+        tts/text/nemo.py)."""
+        if normalizer not in self.NORMALIZERS:
+            raise TextError(f"frontend normalizer must be one of {', '.join(self.NORMALIZERS)}, got {normalizer!r}")
+        self.normalizer_name = normalizer
         self._g2p = G2P()
         self._normalizer = None
 
@@ -33,7 +40,12 @@ class Frontend:
         if not text.strip():
             raise TextError("the text is empty")
         if self._normalizer is None:
-            self._normalizer = Normalizer(lexicon=self._g2p.lexicon)
+            if self.normalizer_name == "nemo":
+                from tts.text.nemo import NemoNormalizer
+
+                self._normalizer = NemoNormalizer(lexicon=self._g2p.lexicon)
+            else:
+                self._normalizer = Normalizer(lexicon=self._g2p.lexicon)
         annotated = self._normalizer.annotate(text)
         if not any(any(c.isalpha() for c in token) for token, _, _ in annotated):
             raise TextError(f"nothing speakable in the text: {_quote(text.strip())}")
@@ -50,6 +62,10 @@ class Frontend:
         """Text -> ARPAbet phonemes with "|" between words and punctuation tokens, e.g. for "Hi, you."
         ['HH', 'AY1', ',', '|', 'Y', 'UW1', '.']."""
         return self._g2p.phonemize(self._tokens(text))
+
+    def pronounce_words(self, words: str) -> list[str]:
+        """Words already normalized (as ``normalize`` returns them) -> phonemes, as ``phonemize``."""
+        return self._g2p.phonemize(words.split())
 
     def describe(self, text: str) -> tuple[str, list[str]]:
         """Text -> (normalized words, phonemes), what `tts phonemize` prints."""

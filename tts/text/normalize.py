@@ -588,21 +588,24 @@ class Normalizer:
         with a warning; text with nothing speakable gives an empty list."""
         return [token for token, _, _ in self.annotate(text)]
 
-    def annotate(self, text: str) -> list[tuple[str, str, str]]:
+    def annotate(self, text: str, *, rules: bool = True, spell: Container[str] = ()) -> list[tuple[str, str, str]]:
         """Text -> (token, rule class, written source) per token. Classes are RULE_CLASSES, or for
-        what no rule rewrote: "word", "letters" (a spelled initialism), "punctuation", "symbol"."""
+        what no rule rewrote: "word", "letters" (a spelled initialism), "punctuation", "symbol".
+        For text another normalizer has already read (tts/text/nemo.py): ``rules=False`` skips the
+        rules and only tokenizes (cleaning, casing, initialisms, punctuation, symbols,
+        transliteration), and the words in ``spell`` are read letter by letter ("AM", "A")."""
         if not isinstance(text, str):
             raise TypeError(f"normalize() takes a str, got {type(text).__name__}")
         text = self._clean(text)
         pieces: list[Piece] = [(text, None, text)]
-        for rule_class, pattern, handler in self._rules:
+        for rule_class, pattern, handler in self._rules if rules else ():
             pieces = self._apply(pieces, rule_class, pattern, handler)
         has_lower = any(c.islower() for c in text)
         tokens: list[tuple[str, str, str]] = []
         dropped: list[str] = []
         for piece, rule_class, source in pieces:
             if rule_class is None:
-                tokens.extend(self._words(piece, has_lower, dropped))
+                tokens.extend(self._words(piece, has_lower, dropped, spell))
             else:
                 tokens.extend((token, rule_class, source) for token in piece.split())
         if dropped:
@@ -687,13 +690,17 @@ class Normalizer:
             out.append((text[position:], None, text[position:]))
         return [piece for piece in out if piece[0].strip()]
 
-    def _words(self, text: str, has_lower: bool, dropped: list[str]) -> list[tuple[str, str, str]]:
-        """Tokenize a raw piece: words (cased as described in the module docstring), punctuation and
-        symbols; characters that cannot be read are appended to ``dropped``."""
+    def _words(self, text: str, has_lower: bool, dropped: list[str],
+               spell: Container[str] = ()) -> list[tuple[str, str, str]]:
+        """Tokenize a raw piece: words (cased as described in the module docstring, those in
+        ``spell`` letter by letter), punctuation and symbols; characters that cannot be read are
+        appended to ``dropped``."""
         out: list[tuple[str, str, str]] = []
         for m in re.finditer(r"[A-Za-z]+(?:'[A-Za-z]+)*|[0-9]+|\S", text):
             token = m.group(0)
-            if token[0].isascii() and token[0].isalpha():
+            if token in spell:
+                out.extend((letter.upper(), "letters", token) for letter in token if letter.isalpha())
+            elif token[0].isascii() and token[0].isalpha():
                 cased = self._cased(token, has_lower)
                 kind = "letters" if len(cased) > 1 or (cased[0].isupper() and len(cased[0]) == 1) else "word"
                 out.extend((word, kind, token) for word in cased)
