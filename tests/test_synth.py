@@ -236,6 +236,41 @@ def test_stream_hands_out_audio_window_by_window(voice, monkeypatch):
     assert seen_at_first == window and count == 3 * window and max(calls) == 2
 
 
+def test_streaming_keeps_nothing_per_sentence(voice, monkeypatch):
+    """Writing a long text holds at most one window of waveforms, keeps no audio, mel or alignment
+    per sentence in what it records, and hands freed heap pages back after every batch (the RSS of
+    a 100k-character `tts synth` grew 1.65x without it: docs/synthesis.md)."""
+    import gc
+    import weakref
+
+    import tts.synth as synth
+
+    settings = SynthesisSettings(vocoder="griffinlim", seed=2, batch_size=2, sentence_silence=0.0)
+    window = synth.window_chunks(settings)
+    text = " ".join(f"Sentence number {n} is here." for n in range(3 * window))
+    made, trims = [], []
+    real_vocode, real_release = voice.vocode, synth.release_freed_memory
+
+    def vocode(*args, **kwargs):
+        wavs = real_vocode(*args, **kwargs)
+        made.extend(weakref.ref(wav) for wav in wavs)
+        return wavs
+
+    monkeypatch.setattr(voice, "vocode", vocode)
+    monkeypatch.setattr(synth, "release_freed_memory", lambda: (trims.append(len(made)), real_release()))
+    record: list = []
+    alive = []
+    for piece in synth.stream_audio(voice, text, settings, record=record):
+        del piece
+        gc.collect()
+        alive.append(sum(ref() is not None for ref in made))
+    gc.collect()
+    assert len(made) == len(record) == 3 * window
+    assert max(alive) <= window and sum(ref() is not None for ref in made) == 0
+    assert all(len(r.wav) == 0 and r.mel is None and r.alignment is None for r in record)
+    assert trims == list(range(settings.batch_size, 3 * window + 1, settings.batch_size))  # once per batch
+
+
 def test_synthesize_to_file_streams_and_is_all_or_nothing(voice, tmp_path, monkeypatch):
     import soundfile as sf
 

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence, Union
 import numpy as np
 
 from tts.errors import TTSError
+from tts.memory import release_freed_memory
 from tts.text import sentences as _sentences
 from tts.text.sentences import split_sentences
 
@@ -170,9 +171,12 @@ def render(voice, chunks: Sequence[Chunk], *, speeds: Sequence[float], vocoder: 
     outputs = voice.mels_from_ids([chunk.ids for chunk in chunks], seed=seed)
     mels = [change_speed(out["mel"], speed) for out, speed in zip(outputs, speeds)]
     wavs = voice.vocode(mels, vocoder=vocoder, seed=seed, progress=progress)
-    return [Rendered(chunk, wav, out["stop_reason"], mel.cpu() if details else None,
-                     out["alignment"] if details else None)
-            for chunk, wav, out, mel in zip(chunks, wavs, outputs, mels)]
+    rendered = [Rendered(chunk, wav, out["stop_reason"], mel.cpu() if details else None,
+                         out["alignment"] if details else None)
+                for chunk, wav, out, mel in zip(chunks, wavs, outputs, mels)]
+    del outputs, mels
+    release_freed_memory()  # the batch's temporaries: see tts/memory.py
+    return rendered
 
 
 def plan(voice, texts: Sequence[str], settings: SynthesisSettings) -> Iterator[Union[Chunk, Failure]]:

@@ -24,6 +24,7 @@ from tts.audio import atomic_write, mel_silence
 from tts.card import (CARD, CARD_FORMAT, PARTS, VoiceCard, VoiceError, load_card, read_card,  # noqa: F401 (re-exported)
                       update_card, write_card)
 from tts.config import AudioConfig
+from tts.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,11 @@ class Voice:
         # Griffin-Lim), and Griffin-Lim when the voice's WaveNet is not loaded.
         vocoder = self.card.vocoder_for(vocoder, has_vocoder=self.vocoder is not None)
         if vocoder == "griffinlim":
-            return [self._griffin_lim(mel, seed) for mel in mels]
+            wavs = []
+            for mel in mels:  # one chunk at a time, so the heap is trimmed between them (tts/memory.py)
+                wavs.append(self._griffin_lim(mel, seed))
+                release_freed_memory()
+            return wavs
         if vocoder != "wavenet":
             raise VoiceError(f"unknown vocoder {vocoder!r}; use wavenet or griffinlim")
         if self.vocoder is None:
