@@ -262,3 +262,29 @@ def test_frontend_prints_nothing(capfd):
     Frontend().describe("A quiet test of 3 words, with zorblatt.")
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("text, spoken", [
+    ("Gov. Brown spoke today.", "governor brown spoke today ."),
+    ("Sen. Smith met Insp. Morse.", "senator smith met inspector morse ."),
+    ("See fig. 3 and Sec. 4 here.", "see figure three and section four here ."),
+    ("Acme Inc. Then we left.", "acme incorporated . then we left ."),
+])
+def test_sentences_are_cut_where_the_normalizer_reads_them(frontend, text, spoken):
+    # The splitter's abbreviations are the normalizer's own (tables.py): "Gov." | "Brown spoke" was
+    # read "gov . brown spoke" when the splitter kept a shorter list of its own.
+    from tts.text.sentences import split_sentences
+
+    assert " ".join(frontend.normalize(s) for s in split_sentences(text)) == spoken
+
+
+def test_one_table_of_punctuation_and_abbreviations():
+    from tts.text import pos, sentences, tables
+    from tts.text.symbols import PUNCTUATION
+
+    assert set(PUNCTUATION) == set(tables.PUNCTUATION_STRENGTH) == pos.PUNCTUATION
+    assert set(tables.SENTENCE_PUNCTUATION + tables.CLAUSE_PUNCTUATION) == set(PUNCTUATION)
+    # every title and abbreviation the normalizer reads keeps its dot inside the sentence
+    for word in (*tables.PERSONAL_TITLES, *tables.TITLES, *tables.ABBREVIATIONS_WITH_DOT, "Dr", "St", "No"):
+        assert sentences.split_sentences(f"We saw {word}. Smith there.") == [f"We saw {word}. Smith there."], word
+    assert sentences.split_sentences("We ate. Smith left.") == ["We ate.", "Smith left."]

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Container, Optional
 
 from tts.errors import TTSError
-from tts.text.normalize import PUNCTUATION_STRENGTH, Normalizer
-from tts.text.sentences import CLOSING_QUOTES, SENTENCE_PUNCTUATION, split_text
+from tts.text.normalize import Normalizer
+from tts.text.sentences import split_text
+from tts.text.tables import CLOSING_QUOTES, PUNCTUATION_STRENGTH, SENTENCE_PUNCTUATION
 
 logger = logging.getLogger(__name__)
 

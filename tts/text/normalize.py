@@ -30,8 +30,9 @@ from typing import Callable, Container, Optional, Union
 from tts.text.numbers import NumberWords
 from tts.text.tables import (ABBREVIATIONS, ABBREVIATIONS_WITH_DOT, ALWAYS_SPELLED, CURRENCIES, CURRENCY_CODES,
                              DIRECTIONS, FRACTIONS, MONTH_ABBREVIATIONS, MONTHS, PER_UNITS, PERSONAL_TITLES,
-                             ROMAN_COUNTED, SCALES, SPELLED_WORDS, STATES, STREET_SUFFIXES, SYMBOL_WORDS, TITLES,
-                             UNITS, UNITS_ANY_CASE, URL_WORDS, VERSIONED_NAMES, WEEKDAYS)
+                             PUNCTUATION_STRENGTH, ROMAN_COUNTED, SCALES, SENTENCE_PUNCTUATION, SPELLED_WORDS, STATES,
+                             STREET_SUFFIXES, SYMBOL_WORDS, TITLES, UNITS, UNITS_ANY_CASE, URL_WORDS, VERSIONED_NAMES,
+                             WEEKDAYS)
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 Piece = tuple[str, Optional[str], str]
 Result = Union[str, list[tuple[str, bool]], None]  # a rule's replacement: spoken text, (text, spoken) parts, or None
 
-PUNCTUATION_STRENGTH = {",": 1, ":": 2, ";": 3, ".": 4, "!": 5, "?": 6}  # of two in a row the stronger stays
 SILENT = frozenset("'\"/_\\`^*~|")  # quote marks, slashes and the like separate words and are not read
 PAUSES = frozenset("()[]{}-")  # brackets and a free-standing dash are read as a short pause
 RULE_CLASSES = ("url", "email", "math", "phone", "digits", "date", "version", "money", "range", "time",
@@ -67,6 +67,7 @@ _LOOKBACK = 80  # characters of context a rule looks at before its match; keeps 
 _STATE_WORDS = frozenset({"OK", "OR", "IN", "ME", "HI", "OH", "ID"})  # read as states only before a ZIP code
 _TIME_ZONE = re.compile(r"\s+(?:[ECMPA][SD]?T|GMT|UTC|BST|CET|CEST|IST|JST|AEST)\b")
 _SENTENCE_END = re.compile(r"\s*\Z|\s+[\"']?[A-Z]")
+_AFTER_NAME = re.compile(rf"(?:^|([{re.escape(SENTENCE_PUNCTUATION)}]\s*)|\s)([A-Z][a-z]+|\d+(?:st|nd|rd|th))\s+$")
 _OPERATOR_WORDS = {"+": "plus", "-": "minus", "*": "times", "/": "divided by", "=": "equals", "^": "to the power of",
                    "<": "is less than", ">": "is greater than"}
 
@@ -84,7 +85,7 @@ def _before(text: str, start: int) -> str:
 def _after_name(text: str, start: int) -> bool:
     """Whether text[start:] follows a capitalized word that does not start a sentence ("Elm St.")."""
     lo = max(0, start - _LOOKBACK)
-    m = re.search(r"(?:^|([.!?]\s*)|\s)([A-Z][a-z]+|\d+(?:st|nd|rd|th))\s+$", text[lo:start])
+    m = _AFTER_NAME.search(text[lo:start])
     return m is not None and m.group(1) is None and (m.start(2) > 0 or lo > 0)
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+from tts.text.tables import PUNCTUATION_STRENGTH
+
 DETERMINERS = frozenset("a an the this that these those some any no every each another either neither both all "
                         "which what whose my your his her its our their".split())
 SUBJECTS = frozenset("i we they you who".split())  # a bare verb form follows
@@ -47,7 +49,7 @@ ADJECTIVE_SUFFIXES = ("ous", "ful", "ive", "able", "ible", "less", "ical")
 PAST_CUES = frozenset("yesterday ago last earlier previously once".split())
 # Verbs whose past tense is spelled like the present, so only context tells them apart.
 SAME_PAST = frozenset("read reread misread proofread".split())
-PUNCTUATION = frozenset(",.?!;:")
+PUNCTUATION = frozenset(PUNCTUATION_STRENGTH)
 
 
 def _plural(word: str) -> bool:

@@ -1,24 +1,18 @@
 """Sentence splitting: text of any length -> chunks short enough for the acoustic model.
 
-Text is cut into sentences (not after abbreviations such as "Dr.", initials such as "J. R.", or
-before a lowercase word as in "5 p.m. on Monday"), and a sentence longer than ``max_chars`` is cut
-at clause boundaries (``,`` ``;`` ``:`` and spaced dashes), then between words. Pure string work:
-importing this module loads nothing heavy.
+Text is cut into sentences (not after an abbreviation the normalizer reads, such as "Dr." or
+"Gov.", nor after initials such as "J. R.", nor before a lowercase word as in "5 p.m. on Monday"),
+and a sentence longer than ``max_chars`` is cut at clause boundaries (``,`` ``;`` ``:`` and spaced
+dashes), then between words. The punctuation and the abbreviations are those of tables.py, which
+the normalizer reads too. Pure string work: importing this module loads nothing heavy.
 """
 
 from __future__ import annotations
 
 import re
 
-# Words after which a full stop does not end a sentence (compared lowercased, without the dot).
-ABBREVIATIONS = frozenset({
-    "dr", "mr", "mrs", "ms", "st", "jr", "sr", "prof", "vs", "etc", "e.g", "i.e", "no", "approx", "mt", "gen",
-    "col", "lt", "sgt", "capt", "rev", "inc", "ltd", "co", "fig", "vol", "jan", "feb", "mar", "apr", "jun", "jul",
-    "aug", "sep", "sept", "oct", "nov", "dec",
-})
-SENTENCE_PUNCTUATION = ".!?"
-CLAUSE_PUNCTUATION = ",;:"
-CLOSING_QUOTES = "\"'”’)"
+from tts.text.tables import CLAUSE_PUNCTUATION, CLOSING_QUOTES, DOTTED_WORDS, SENTENCE_PUNCTUATION
+
 MIN_CHARS = 20  # a chunk limit below this would cut most words' sentences into single words
 
 _SENTENCE_END = re.compile(rf"(?<=[{re.escape(SENTENCE_PUNCTUATION)}])[{re.escape(CLOSING_QUOTES)}]*\s+")
@@ -26,14 +20,14 @@ _CLAUSE_END = re.compile(rf"(?<=[{re.escape(CLAUSE_PUNCTUATION)}])\s+|\s+(?=[—
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``, not cut after abbreviations ("Dr."), initials ("J. Smith") or
+    """Sentences of ``text``, not cut after abbreviations ("Dr.", "fig."), initials ("J. Smith") or
     before a lowercase word."""
     text = " ".join(text.split())
     pieces, start = [], 0
     for match in _SENTENCE_END.finditer(text):
         before = text[start:match.start()].rstrip(CLOSING_QUOTES)
         last_word = before.rsplit(" ", 1)[-1].rstrip(SENTENCE_PUNCTUATION).lower()
-        if before.endswith(".") and (last_word in ABBREVIATIONS or (len(last_word) == 1 and last_word.isalpha())):
+        if before.endswith(".") and (last_word in DOTTED_WORDS or (len(last_word) == 1 and last_word.isalpha())):
             continue
         if text[match.end():match.end() + 1].islower():  # "at 5 p.m. on Monday", '"Really?" she asked'
             continue

@@ -1,7 +1,15 @@
-"""The word tables the normalizer reads: months, titles, abbreviations, units, currencies, street
-suffixes, states. Data only; the rules that use them are in normalize.py."""
+"""The tables the frontend reads: punctuation, months, titles, abbreviations, units, currencies,
+street suffixes, states. Data only; the rules that use them are in normalize.py and sentences.py."""
 
 from __future__ import annotations
+
+# Punctuation read as a token (a pause), weakest first: of two in a row the stronger stays. The
+# symbol table lists the same marks in an order of its own (tts.text.symbols.PUNCTUATION), which
+# trained voices store.
+PUNCTUATION_STRENGTH = {",": 1, ":": 2, ";": 3, ".": 4, "!": 5, "?": 6}
+SENTENCE_PUNCTUATION = ".!?"  # ends a sentence
+CLAUSE_PUNCTUATION = ",;:"  # where an over-long sentence is cut first
+CLOSING_QUOTES = "\"'”’)"  # may stand between a sentence's last mark and the space after it
 
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
           "november", "december")
@@ -34,6 +42,13 @@ ABBREVIATIONS_WITH_DOT = {"Co": "company", "fig": "figure", "Fig": "figure", "vo
                           "est": "established", "Est": "established", "viz": "namely", "ext": "extension", "Ext": "extension",
                           "Jan": "january", "Feb": "february", "Aug": "august", "Sept": "september",
                           "Oct": "october", "Nov": "november", "Dec": "december"}
+# Abbreviations that rules of their own in normalize.py read, besides the tables above.
+RULE_ABBREVIATIONS = ("Dr", "St", "No", "Nos", "e.g", "i.e", "p", "pp", "al")
+# Every abbreviation the normalizer reads, lowercased. The sentence splitter does not end a
+# sentence at the dot after one of these: the normalizer reads many with the word after them
+# ("Gov. Brown", "fig. 3", "Dec. 5"), and where the dot also ends a sentence it says so itself.
+DOTTED_WORDS = frozenset(word.lower() for word in (*PERSONAL_TITLES, *TITLES, *ABBREVIATIONS, *ABBREVIATIONS_WITH_DOT,
+                                                   *MONTH_ABBREVIATIONS, *RULE_ABBREVIATIONS))
 # Read as letters even where the dictionary has a word of the same spelling ("the US economy").
 ALWAYS_SPELLED = frozenset({"US", "ID", "EST", "PST", "CST", "MST", "EDT", "PDT", "CDT", "MDT", "GMT", "UTC", "BST",
                             "CET"})
