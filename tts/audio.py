@@ -12,7 +12,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import torch
@@ -80,20 +80,31 @@ class MelSpectrogram(nn.Module):
         return mel.squeeze(0) if squeeze else mel
 
 
-def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3) -> torch.Tensor:
+def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3, *,
+                generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
 
-    The mel filterbank is inverted by least squares; phase comes from torchaudio's Griffin-Lim.
+    The mel filterbank is inverted by least squares; the phase comes from Griffin-Lim with
+    momentum 0.99, the same steps as torchaudio's GriffinLim (whose samples this reproduces
+    exactly). The random initial phase is drawn from ``generator`` (None: torch's global
+    generator, as torchaudio does); an own generator lets two threads run this at once and each
+    still get its seed's samples (the speech server vocodes sentences in parallel).
     """
-    import torchaudio.transforms as AT
-
     mel_module = MelSpectrogram(audio).to(mel.device)
     magnitude = torch.linalg.pinv(mel_module.filterbank) @ mel.float().exp()  # (n_freqs, frames)
     magnitude = magnitude.clamp(min=0.0) ** power
-    transform = AT.GriffinLim(
-        n_fft=audio.n_fft, n_iter=n_iter, win_length=audio.win_length, hop_length=audio.hop_length, power=1.0,
-    ).to(mel.device)
-    wav = transform(magnitude)
+    window = torch.hann_window(audio.win_length, device=mel.device)
+    stft = dict(n_fft=audio.n_fft, hop_length=audio.hop_length, win_length=audio.win_length, window=window)
+    momentum = 0.99 / (1 + 0.99)  # torchaudio's default 0.99, in its form
+    angles = torch.rand(magnitude.size(), dtype=torch.complex64, device=mel.device, generator=generator)
+    previous = torch.tensor(0.0, device=mel.device)
+    for _ in range(n_iter):
+        rebuilt = torch.stft(torch.istft(magnitude * angles, **stft), center=True, pad_mode="reflect",
+                             normalized=False, onesided=True, return_complex=True, **stft)
+        angles = rebuilt - previous.mul_(momentum)
+        angles = angles.div(angles.abs().add(1e-16))
+        previous = rebuilt
+    wav = torch.istft(magnitude * angles, **stft)
     peak = wav.abs().max()
     return wav / peak * 0.95 if peak > 0 else wav
 

@@ -238,16 +238,15 @@ class Voice:
     def _griffin_lim(self, mel: torch.Tensor, seed: Optional[int]) -> np.ndarray:
         """(n_mels, T) -> (T * hop,) float32, like the vocoder. The mel is padded with silence to
         cover one FFT window (a 1-frame mel has no inverse STFT), and Griffin-Lim's random initial
-        phase is drawn from ``seed`` without touching the caller's random state."""
+        phase is drawn from ``seed`` by its own generator: the caller's random state is untouched, and
+        two threads may vocode at once."""
         from tts.audio import griffin_lim
 
         frames, hop = mel.shape[1], self.audio.hop_length
         needed = max(frames, self.audio.n_fft // hop + 2)
         padded = torch.nn.functional.pad(mel.float(), (0, needed - frames), value=mel_silence(self.audio))
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(0 if seed is None else seed)
-            wav = griffin_lim(padded, self.audio).cpu().numpy().astype(np.float32)
+        generator = torch.Generator(device=self.device).manual_seed(0 if seed is None else seed)
+        wav = griffin_lim(padded, self.audio, generator=generator).cpu().numpy().astype(np.float32)
         out = np.zeros(frames * hop, dtype=np.float32)
         out[: min(len(wav), len(out))] = wav[: len(out)]
         return out
