@@ -130,11 +130,16 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8", help="client counts to measure, comma-separated")
     parser.add_argument("--requests", type=int, default=3, help="requests per client")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--vocoder-threads", type=int, help="the server's --vocoder-threads (default: its own)")
+    parser.add_argument("--torch-threads", type=int, help="the server's --torch-threads (default: its own)")
     parser.add_argument("--max-seconds", type=float, default=300.0, help="stop sending after this long per count")
     args = parser.parse_args()
     server_args = ["--device", "cpu", "--batch-size", str(args.batch_size), "--max-queue", "64", "--timeout", "600"]
     if args.voice:
         server_args += ["--voice", args.voice]
+    for option in ("vocoder_threads", "torch_threads"):
+        if getattr(args, option) is not None:
+            server_args += ["--" + option.replace("_", "-"), str(getattr(args, option))]
     rows = []
     with Server(server_args) as server:
         voices = httpx.get(server.base + "/v1/voices", timeout=10).json()["voices"]

@@ -38,6 +38,9 @@ def serve(settings: ServerSettings) -> None:
     names = [Path(p).resolve().name for p in settings.voices]
     if len(set(names)) != len(names):
         raise ServerError(f"two --voice directories share a name ({', '.join(names)}); voices are named by directory")
+    import torch
+
+    torch.set_num_threads(settings.torch_threads)  # process-wide: every stage thread gets this many
     metrics = Metrics()
     worker = Worker(settings, metrics)
     app = create_app(settings, worker, metrics)

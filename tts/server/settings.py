@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import math
+import os
 from dataclasses import dataclass
 from typing import Optional
 from urllib.parse import urlparse
@@ -47,6 +48,8 @@ class ServerSettings:
     vocoder: str = "auto"  # a request's vocoder when it names none
     batch_size: int = 8  # chunks per model call, across requests
     batch_wait: float = 0.005  # seconds the worker waits for more requests to fill a batch
+    vocoder_threads: int = max(1, min(8, os.cpu_count() or 1))  # beside the one acoustic thread
+    torch_threads: int = 1  # torch's intra-op threads (process-wide), per stage thread
     max_chars: int = MAX_CHARS  # longest chunk handed to the acoustic model
     max_text: int = 5000  # characters per request
     max_queue: int = 32  # requests waiting or in progress; more get 503 with Retry-After
@@ -67,7 +70,9 @@ class ServerSettings:
         if self.vocoder not in VOCODERS:
             raise ServerError(f"unknown vocoder {self.vocoder!r}; use {', '.join(VOCODERS)}")
         for name, value, low in (("--batch-size", self.batch_size, 1), ("--max-text", self.max_text, 1),
-                                 ("--max-queue", self.max_queue, 1), ("--max-chars", self.max_chars, 20)):
+                                 ("--max-queue", self.max_queue, 1), ("--max-chars", self.max_chars, 20),
+                                 ("--vocoder-threads", self.vocoder_threads, 1),
+                                 ("--torch-threads", self.torch_threads, 1)):
             if value < low:
                 raise ServerError(f"{name} must be at least {low}, got {value}")
         if not (math.isfinite(self.timeout) and self.timeout > 0):
@@ -81,7 +86,10 @@ class ServerSettings:
     def from_args(cls, args: argparse.Namespace) -> "ServerSettings":
         return cls(voices=tuple(args.voice or ()), host=args.host, port=args.port, wyoming=args.wyoming,
                    api_key=args.api_key, insecure=args.insecure, device=args.device, vocoder=args.vocoder,
-                   batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000.0, max_chars=args.max_chars,
+                   batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000.0,
+                   vocoder_threads=cls.vocoder_threads if args.vocoder_threads is None else args.vocoder_threads,
+                   torch_threads=args.torch_threads,
+                   max_chars=args.max_chars,
                    max_text=args.max_text, max_queue=args.max_queue, timeout=args.timeout,
                    cors_origins=tuple(args.cors_origin or ()))
 
@@ -110,6 +118,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="sentences per model call, across requests (default 8)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0,
                         help="how long the worker waits for more sentences to fill a batch (default 5)")
+    parser.add_argument("--vocoder-threads", type=int, default=None,
+                        help="threads vocoding beside the Tacotron thread: Griffin-Lim sentences run in parallel "
+                             "(default: one per core, at most 8)")
+    parser.add_argument("--torch-threads", type=int, default=1,
+                        help="torch's threads per model call (default 1: the stages already run side by side, "
+                             "and more threads per call were several times slower on a busy CPU)")
     parser.add_argument("--max-chars", type=int, default=MAX_CHARS, help=f"longest chunk (default {MAX_CHARS})")
     parser.add_argument("--max-text", type=int, default=5000, help="characters per request (default 5000)")
     parser.add_argument("--max-queue", type=int, default=32,

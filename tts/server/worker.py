@@ -1,17 +1,24 @@
-"""The one thread that owns the models: requests queue here, and sentences of concurrent
-requests are batched together through Tacotron and the vocoder (tts.synth.render).
+"""The worker that owns the models: requests queue here, sentences of concurrent requests are
+batched together through Tacotron, and the vocoder runs beside it.
 
-Torch's thread settings and the Numba WaveNet kernel's threads are process-wide, so no model call
-is ever made from a request thread. A request (a Job) is planned here (split and encoded with the
-voice's frontend), then its chunks join batches in arrival order: each job contributes 1 chunk to
-its first batch, 2 to its second, 4 to its third and so on (up to the batch size), so its first
-audio comes after one sentence while a long text still reaches full batches. Jobs share a batch
-only when they share voice, vocoder and seed (one seed drives a batch's draws); speeds may differ.
+Two stages, one owner. The acoustic thread plans each request (a Job: split and encoded with the
+voice's frontend), builds batches and runs Tacotron (and the per-sentence speed change); the
+vocoder threads turn each finished batch into audio while the acoustic thread already runs the
+next batch's Tacotron. Nothing else calls a model: torch's thread settings and the Numba WaveNet
+kernel's threads are process-wide (set once in tts.server.run). Griffin-Lim vocodes each sentence
+on its own (its samples depend on nothing else in the batch), so the vocoder threads share a
+batch's sentences; a WaveNet batch is one call (its draws span the batch), one at a time.
+
+Batching: each job contributes 1 chunk to its first batch, 2 to its second, 4 to its third and so
+on (up to the batch size), so its first audio comes after one sentence while a long text still
+reaches full batches. Jobs share a batch only when they share voice, vocoder and seed (one seed
+drives a batch's draws); speeds may differ. At most ``AHEAD`` batches wait for the vocoder, so the
+acoustic thread builds the next batch from the requests that arrived meanwhile.
 
 Results go back to the job's asyncio queue through ``loop.call_soon_threadsafe``, in order: one
 ("planned", sentences) or ("error", exception), then ("audio", float32 samples) per piece
 (silences included), then ("done", seconds). A cancelled job (client gone) or one past its deadline
-is dropped before its next batch.
+is dropped before its next batch, and its sentences still waiting for Griffin-Lim are skipped.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import collections
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from typing import Optional
@@ -27,10 +35,13 @@ from typing import Optional
 import numpy as np
 
 from tts.errors import TTSError
+from tts.memory import release_freed_memory
 from tts.server.settings import ServerSettings
-from tts.synth import Chunk, SynthesisSettings, render, split_text
+from tts.synth import Chunk, SynthesisSettings, change_speed, split_text
 
 log = logging.getLogger(__name__)
+
+AHEAD = 2  # batches through Tacotron and not yet vocoded; bounds memory and keeps batches fresh
 
 
 class ServerBusy(TTSError):
@@ -52,6 +63,8 @@ class Job:
         self.next = 0  # the first chunk not yet given to a batch
         self.batches = 0
         self.samples = 0
+        self.emitted = 0  # chunks whose audio has been handed out
+        self.ready: dict[int, np.ndarray] = {}  # vocoded chunks waiting for an earlier one
         self.cancelled = False
         self.arrived = time.monotonic()
 
@@ -60,10 +73,24 @@ class Job:
         return self.voice, self.settings.vocoder, self.settings.seed
 
     def emit(self, kind: str, value) -> None:
-        self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
+        if not self.loop.is_closed():  # closed: the server is stopping and nobody is listening
+            self.loop.call_soon_threadsafe(self.events.put_nowait, (kind, value))
 
     def cancel(self) -> None:
         self.cancelled = True
+
+
+@dataclasses.dataclass(eq=False)
+class _Batch:
+    """Chunks through Tacotron, waiting for the vocoder: ``mels[i]`` (n_mels, T_i) is ``items[i]``'s."""
+
+    voice: object
+    vocoder: str  # "griffinlim" or "wavenet", resolved from the request's choice
+    seed: Optional[int]
+    items: list  # (Job, Chunk)
+    mels: list
+    left: int  # items not yet vocoded (or skipped)
+    began: float
 
 
 class Worker:
@@ -76,10 +103,17 @@ class Worker:
         self.ready = threading.Event()
         self.load_error: Optional[str] = None
         self._incoming: collections.deque[Job] = collections.deque()
-        self._active: list[Job] = []
+        self._active: list[Job] = []  # jobs with chunks not yet batched (acoustic thread only)
+        self._open: set[Job] = set()  # planned jobs whose audio is not all out
         self._cond = threading.Condition()
+        self._emit_lock = threading.Lock()  # job.ready / emitted / samples, batch.left, _open
+        self._ahead = threading.Semaphore(AHEAD)
+        self._tasks: queue.Queue = queue.Queue()  # (batch, item indices) or None to stop
+        self._wavenet = threading.Lock()  # the Numba kernel runs one batch at a time
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name="tts-worker", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="tts-acoustic", daemon=True)
+        self._vocoders = [threading.Thread(target=self._vocode_loop, name=f"tts-vocoder-{n}", daemon=True)
+                          for n in range(settings.vocoder_threads)]
 
     def start(self) -> None:
         self._thread.start()
@@ -89,11 +123,18 @@ class Worker:
             self._stop = True
             self._cond.notify()
         self._thread.join(timeout=10)
+        for _ in self._vocoders:
+            self._tasks.put(None)
+        for thread in self._vocoders:
+            if thread.is_alive():
+                thread.join(timeout=10)
 
     @property
     def depth(self) -> int:
         """Requests waiting or in progress."""
-        return len(self._incoming) + len(self._active)
+        with self._emit_lock:
+            running = sum(not job.cancelled for job in self._open)
+        return len(self._incoming) + running
 
     def submit(self, job: Job) -> None:
         with self._cond:
@@ -107,7 +148,7 @@ class Worker:
         if self.metrics is not None:
             self.metrics.queue_depth.set(self.depth)
 
-    # --- the worker thread ------------------------------------------------------------------------
+    # --- the acoustic thread ----------------------------------------------------------------------
 
     def _run(self) -> None:
         try:
@@ -116,6 +157,8 @@ class Worker:
             self.load_error = str(err).splitlines()[0] if str(err) else type(err).__name__
             log.error("tts serve: cannot load the voices: %s", self.load_error)
             return
+        for thread in self._vocoders:
+            thread.start()
         self.ready.set()
         while True:
             with self._cond:
@@ -123,26 +166,39 @@ class Worker:
                     self._cond.wait()
                 if self._stop:
                     return
-                incoming = list(self._incoming)
-                self._incoming.clear()
-            for job in incoming:
-                self._plan(job)
-            self._drop_finished()
+            self._take_incoming()
             if not self._active:
                 continue
-            if self._waiting_chunks() < self.settings.batch_size and self.settings.batch_wait > 0:
+            # wait for room beside the vocoder first, so the batch is built from the requests
+            # that arrived meanwhile
+            while not self._ahead.acquire(timeout=0.5):
+                if self._stop:
+                    return
+            self._take_incoming()
+            if self._active and self._waiting_chunks() < self.settings.batch_size and self.settings.batch_wait > 0:
                 with self._cond:  # a few ms for other requests to join this batch
                     if not self._incoming:
                         self._cond.wait(self.settings.batch_wait)
-                    incoming = list(self._incoming)
-                    self._incoming.clear()
-                for job in incoming:
-                    self._plan(job)
+                self._take_incoming()
+            if not self._active:
+                self._ahead.release()
+                continue
             try:
-                self._step()
+                handed = self._step()
             except Exception:  # noqa: BLE001 - a bug in one batch must not take the server down
                 log.exception("tts serve: a batch failed")
+                handed = False
+            if not handed:
+                self._ahead.release()
             self._gauge()
+
+    def _take_incoming(self) -> None:
+        with self._cond:
+            incoming = list(self._incoming)
+            self._incoming.clear()
+        for job in incoming:
+            self._plan(job)
+        self._drop_finished()
 
     def _load(self) -> None:
         from pathlib import Path
@@ -180,6 +236,8 @@ class Worker:
             job.emit("error", problem)
             return
         job.emit("planned", [c.text for c in job.chunks])
+        with self._emit_lock:
+            self._open.add(job)
         self._active.append(job)
 
     def _drop_finished(self) -> None:
@@ -187,10 +245,11 @@ class Worker:
         kept = []
         for job in self._active:
             if job.cancelled:
+                self._close(job)
                 continue
             if now > job.deadline:
-                job.emit("error", RequestTimeout(f"the request ran past the server's limit of "
-                                                 f"{self.settings.timeout:g} s"))
+                self._fail(job, RequestTimeout(f"the request ran past the server's limit of "
+                                               f"{self.settings.timeout:g} s"))
                 continue
             kept.append(job)
         self._active = kept
@@ -198,46 +257,135 @@ class Worker:
     def _waiting_chunks(self) -> int:
         return sum(len(job.chunks) - job.next for job in self._active)
 
-    def _step(self) -> None:
-        """One batch: the oldest job's key, its next chunks and those of later jobs with the same key."""
+    def _step(self) -> bool:
+        """One batch through Tacotron: the oldest job's key, its next chunks and those of later jobs
+        with the same key; then handed to the vocoder threads. False when nothing was handed over."""
         key = self._active[0].key
-        batch: list[tuple[Job, Chunk]] = []
+        items: list[tuple[Job, Chunk]] = []
         for job in self._active:
             if job.key != key:
                 continue
-            room = self.settings.batch_size - len(batch)
+            room = self.settings.batch_size - len(items)
             if room <= 0:
                 break
             take = min(room, 2 ** job.batches, len(job.chunks) - job.next)
-            batch += [(job, chunk) for chunk in job.chunks[job.next:job.next + take]]
+            items += [(job, chunk) for chunk in job.chunks[job.next:job.next + take]]
             job.next += take
             job.batches += 1
+        self._active = [job for job in self._active if job.next < len(job.chunks)]
         voice = self.voices[key[0]]
         began = time.perf_counter()
         try:
-            rendered = render(voice, [chunk for _, chunk in batch], speeds=[job.settings.speed for job, _ in batch],
-                              vocoder=key[1], seed=key[2])
-        except TTSError as err:  # e.g. a vocoder this voice lacks: the requests' own mistake
-            for job in {id(job): job for job, _ in batch}.values():
-                job.emit("error", err)
-                job.cancel()
-            return
+            # the first half of tts.synth.render (the second is _vocode): the same calls, so a
+            # batch gives the samples `tts synth` gives for it
+            vocoder = voice.card.vocoder_for(key[1], has_vocoder=voice.vocoder is not None)
+            outputs = voice.mels_from_ids([chunk.ids for _, chunk in items], seed=key[2])
+            mels = [change_speed(out["mel"], job.settings.speed) for out, (job, _) in zip(outputs, items)]
+        except Exception as err:  # noqa: BLE001 - a TTSError is the requests' own mistake (a vocoder this
+            # voice lacks); anything else is a bug in one batch, which must not take the server down
+            if not isinstance(err, TTSError):
+                log.exception("tts serve: a batch failed")
+            for job in {id(job): job for job, _ in items}.values():
+                self._fail(job, err)
+            return False
+        del outputs
         if self.metrics is not None:
-            self.metrics.batch_sentences.observe(len(batch))
-            self.metrics.sentences.inc(len(batch))
-        log.debug("batch of %d sentences in %.3f s", len(batch), time.perf_counter() - began)
-        for (job, chunk), piece in zip(batch, rendered):
-            if job.cancelled:
-                continue
-            if chunk.position and job.settings.sentence_silence > 0:
-                gap = np.zeros(round(job.settings.sentence_silence * voice.sample_rate), dtype=np.float32)
-                job.emit("audio", gap)
-                job.samples += len(gap)
-            job.emit("audio", piece.wav)
-            job.samples += len(piece.wav)
-            if chunk.position == len(job.chunks) - 1:
-                job.emit("done", job.samples / voice.sample_rate)
-        self._active = [job for job in self._active if job.next < len(job.chunks) and not job.cancelled]
+            self.metrics.batch_sentences.observe(len(items))
+            self.metrics.sentences.inc(len(items))
+        batch = _Batch(voice=voice, vocoder=vocoder, seed=key[2], items=items, mels=mels, left=len(items),
+                       began=began)
+        if vocoder == "griffinlim":  # one sentence per task: the vocoder threads share the batch
+            for i in range(len(items)):
+                self._tasks.put((batch, [i]))
+        else:
+            self._tasks.put((batch, list(range(len(items)))))
+        return True
+
+    # --- the vocoder threads ----------------------------------------------------------------------
+
+    def _vocode_loop(self) -> None:
+        while True:
+            task = self._tasks.get()
+            if task is None:
+                return
+            batch, indices = task
+            try:
+                self._vocode(batch, indices)
+            except Exception as err:  # noqa: BLE001 - a bug in one batch must not take the server down
+                log.exception("tts serve: vocoding a batch failed")
+                for i in indices:
+                    self._fail(batch.items[i][0], err)
+                self._settle(batch, len(indices))
+
+    def _vocode(self, batch: _Batch, indices: list[int]) -> None:
+        """The second half of tts.synth.render for ``indices`` of a batch. Griffin-Lim sentences of
+        cancelled jobs, of jobs past their deadline and all of them once the worker stops are
+        skipped; a WaveNet batch runs whole (its draws span the batch)."""
+        now = time.monotonic()
+        for i in indices:
+            job = batch.items[i][0]
+            if now > job.deadline and not job.cancelled:
+                self._fail(job, RequestTimeout(f"the request ran past the server's limit of "
+                                               f"{self.settings.timeout:g} s"))
+        live = [] if self._stop else [i for i in indices if not batch.items[i][0].cancelled]
+        for i in set(indices) - set(live):
+            self._close(batch.items[i][0])
+        if live:
+            if batch.vocoder == "griffinlim":
+                wavs = batch.voice.vocode([batch.mels[i] for i in live], vocoder="griffinlim", seed=batch.seed)
+            else:
+                live = indices
+                with self._wavenet:
+                    wavs = batch.voice.vocode([batch.mels[i] for i in live], vocoder=batch.vocoder, seed=batch.seed)
+            for i, wav in zip(live, wavs):
+                self._deliver(*batch.items[i], wav)
+        self._settle(batch, len(indices))
+
+    def _settle(self, batch: _Batch, count: int) -> None:
+        """``count`` of the batch's items are done; the last one frees its place beside the vocoder."""
+        with self._emit_lock:
+            batch.left -= count
+            last = batch.left == 0
+        if last:
+            batch.mels.clear()
+            release_freed_memory()  # the batch's temporaries, as tts.synth.render does (tts/memory.py)
+            log.debug("batch of %d sentences in %.3f s", len(batch.items), time.perf_counter() - batch.began)
+            self._ahead.release()
+            self._gauge()
+
+    def _deliver(self, job: Job, chunk: Chunk, wav: np.ndarray) -> None:
+        """A chunk's audio: handed out once every earlier chunk of its job has been."""
+        rate = self.voices[job.voice].sample_rate
+        with self._emit_lock:
+            if job.cancelled or job not in self._open:
+                self._open.discard(job)
+                return
+            job.ready[chunk.position] = wav
+            while job.emitted in job.ready:
+                piece = job.ready.pop(job.emitted)
+                if job.emitted and job.settings.sentence_silence > 0:
+                    gap = np.zeros(round(job.settings.sentence_silence * rate), dtype=np.float32)
+                    job.emit("audio", gap)
+                    job.samples += len(gap)
+                job.emit("audio", piece)
+                job.samples += len(piece)
+                job.emitted += 1
+            if job.emitted == len(job.chunks):
+                job.emit("done", job.samples / rate)
+                self._open.discard(job)
+
+    def _fail(self, job: Job, error: Exception) -> None:
+        """Ends a job with an error (before its first audio a 4xx/5xx, after it an early end)."""
+        with self._emit_lock:
+            if job not in self._open:
+                return
+            self._open.discard(job)
+        job.emit("error", error)
+        job.cancel()
+
+    def _close(self, job: Job) -> None:
+        with self._emit_lock:
+            self._open.discard(job)
 
 
 def job_settings(defaults: ServerSettings, *, vocoder: Optional[str], seed: Optional[int], speed: float,
