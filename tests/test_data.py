@@ -33,6 +33,18 @@ def test_prepare_caches_ids_and_mels(corpus, tmp_path):
     assert first.path.stat().st_mtime_ns == mtime
 
 
+def test_features_made_in_this_process_leave_its_thread_count_alone(corpus, tmp_path):
+    # A small corpus is featurized in the calling process, which is the training process: the
+    # featurizer set its torch threads to 1 there, for the whole run.
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _prepare(corpus, tmp_path)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_changed_audio_config_uses_another_cache(corpus, tmp_path):
     a = _prepare(corpus, tmp_path)[0].path.parent
     b = prepare_corpus(DataConfig(root=str(corpus), num_workers=0), AudioConfig(n_mels=40), SYMBOLS,

@@ -137,6 +137,13 @@ def _source_stamp(path: Path) -> np.ndarray:
     return np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
 
 
+def _feature_worker_start() -> None:
+    """The entry point of a feature worker process: one torch thread each, since the workers
+    already share the cores out. Set here, not in the featurizer, which also runs in the training
+    process itself (one worker) and must not change its thread count."""
+    torch.set_num_threads(1)
+
+
 class _Featurizer:
     """Turns one utterance into cached arrays; picklable so worker processes can run it."""
 
@@ -161,7 +168,6 @@ class _Featurizer:
                     if np.array_equal(cached["source"], stamp):
                         return utt.id, None, int(cached["ids"].shape[0]), int(cached["mel"].shape[1])
             if self._frontend is None:
-                torch.set_num_threads(1)
                 self._frontend, self._table = Frontend(), SymbolTable.from_dict(self.symbols)
                 self._mel = MelSpectrogram(self.audio)
             if not utt.text:
@@ -214,7 +220,7 @@ def prepare_corpus(
     bar = tqdm(total=len(rows), desc="features", unit="utt", disable=not progress, leave=False)
     results = []
     if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, initializer=_feature_worker_start) as pool:
             for result in pool.map(featurize, rows, chunksize=16):
                 results.append(result)
                 bar.update()
