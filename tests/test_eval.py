@@ -3,6 +3,7 @@ tiny.en with hash-checked weights, pocketsphinx), and `tts eval`."""
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -168,8 +169,10 @@ def test_whisper_transcribes_a_rendered_sentence_offline(tmp_path, monkeypatch):
     monkeypatch.setattr(tokenizers.Tokenizer, "from_pretrained", no_network)
     text = "She bought five apples for twelve dollars."  # Whisper writes "5 apples for $12"
     wav, rate = sf.read(festival(text, tmp_path / "a.wav"), dtype="float32")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     recognizer = load_recognizer("whisper")
     assert isinstance(recognizer, Whisper) and "tiny.en" in recognizer.name
+    assert "HF_HUB_OFFLINE" not in os.environ  # the process's settings are its entry point's
     heard = recognizer(wav, rate)
     assert error_rates([text], [heard])["wer"] <= 0.15, heard  # at most one of 7 words wrong
     # the same clip at another sample rate, through the same (reused) recognizer

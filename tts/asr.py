@@ -123,10 +123,11 @@ class Whisper:
         before anything reads it. ``threads``: CTranslate2's CPU threads (default: torch's count)."""
         model_dir = Path(model_dir) if model_dir is not None else whisper_model_dir()
         check_whisper_files(model_dir)
-        # faster-whisper is given a local directory, so it has no reason to reach the Hugging Face
-        # hub; offline mode makes sure of it. huggingface_hub reads the variable when it is first
-        # imported, which faster_whisper does here, so this is the place to set it.
-        os.environ["HF_HUB_OFFLINE"] = "1"
+        # Nothing is fetched from the Hugging Face hub: faster-whisper is given a local directory
+        # (it downloads only a model name) holding tokenizer.json (it fetches one only when that is
+        # missing), both checked above. HF_HUB_OFFLINE is not set for that: it would change the
+        # hub's behaviour for the rest of the process, which is the caller's (STYLE.md: process-wide
+        # settings at the entry points).
         try:
             from faster_whisper import WhisperModel
         except ImportError:
