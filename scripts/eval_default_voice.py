@@ -44,7 +44,7 @@ from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS, SAMPLE_RATE, load_recognize
 from tts.audio import MelSpectrogram, load_wav, resample_wav
 from tts.data import CorpusError, read_metadata
 from tts.eval import error_rates, mel_cepstral_distortion
-from tts.voice import DEFAULT_VOICE, Voice, read_card, write_card
+from tts.voice import DEFAULT_VOICE, Voice, load_card, read_card, write_card
 
 TEN_WORDS = "Please call Stella and ask her to bring these things."
 SETS = ("teacher", "wavenet", "griffinlim", "wavenet_copy_synthesis", "griffinlim_copy_synthesis")
@@ -114,12 +114,15 @@ def with_vocoder_of(voice_dir: Path | None, vocoder_dir: Path, out: Path) -> Pat
     training run or another voice), to judge a vocoder run with the same Tacotron. -> ``out``."""
     import shutil
 
-    ours, theirs = read_card(voice_dir or DEFAULT_VOICE), read_card(vocoder_dir)
-    if "vocoder" not in theirs:
+    voice_dir = voice_dir or DEFAULT_VOICE
+    voice, other = load_card(voice_dir), load_card(vocoder_dir)  # both checked before anything is copied
+    if other.vocoder is None:
         raise SystemExit(f"{vocoder_dir} has no exported vocoder (its vocoder stage has not finished)")
     out.mkdir(parents=True, exist_ok=True)
-    shutil.copy2((voice_dir or DEFAULT_VOICE) / ours["acoustic"]["file"], out / ours["acoustic"]["file"])
-    shutil.copy2(vocoder_dir / theirs["vocoder"]["file"], out / "vocoder.safetensors")
+    shutil.copy2(voice.weights("acoustic"), out / voice.acoustic.file)
+    shutil.copy2(other.weights("vocoder"), out / "vocoder.safetensors")
+    # The new card is the voice's raw card (provenance kept) with the other's vocoder part.
+    ours, theirs = read_card(voice_dir), read_card(vocoder_dir)
     ours["vocoder"] = {**theirs["vocoder"], "file": "vocoder.safetensors"}
     ours.pop("default_vocoder", None)
     ours.pop("metrics", None)
@@ -216,9 +219,9 @@ def main() -> int:
         "machine": f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
     })
     if args.vocoder_from is not None:
-        card = read_card(args.vocoder_from)["vocoder"]
-        metrics["vocoder_from"] = {"dir": str(args.vocoder_from), "steps": card.get("steps"),
-                                   "excitation": card.get("config", {}).get("excitation", "none")}
+        vocoder = load_card(args.vocoder_from).vocoder
+        metrics["vocoder_from"] = {"dir": str(args.vocoder_from), "steps": vocoder.steps,
+                                   "excitation": vocoder.config.excitation}
     if not args.no_speed:
         metrics["synth_10_words_cold"] = cold_synth(args.voice, TEN_WORDS, "wavenet")
         metrics["synth_10_words_cold_griffinlim"] = cold_synth(args.voice, TEN_WORDS, "griffinlim")

@@ -33,6 +33,7 @@ from tts.config import AudioConfig, ConfigError, TacotronConfig, WaveNetConfig
 from tts.errors import TTSError
 
 CARD = "voice.json"
+DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"  # the voice shipped in the package
 CARD_FORMAT = 1
 PARTS = ("acoustic", "vocoder")
 MODEL_CONFIGS = {"acoustic": TacotronConfig, "vocoder": WaveNetConfig}

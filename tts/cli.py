@@ -287,13 +287,12 @@ def _ranged(kind: type, low: float, high: Optional[float] = None):
 
 
 def _shipped_default_vocoder() -> str:
-    """What auto means for the shipped voice, read from its card (JSON only: help stays fast)."""
-    import json
+    """What auto means for the shipped voice, read from its card (tts.card is light: help stays fast)."""
+    from tts.card import DEFAULT_VOICE, VoiceError, load_card
 
-    card = Path(__file__).resolve().parent / "voices" / "default" / "voice.json"
     try:
-        return str(json.loads(card.read_text(encoding="utf-8")).get("default_vocoder", "wavenet"))
-    except (OSError, ValueError):
+        return load_card(DEFAULT_VOICE).default_vocoder
+    except VoiceError:
         return "nothing: it is not installed"
 
 

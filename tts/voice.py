@@ -21,14 +21,12 @@ import numpy as np
 import torch
 
 from tts.audio import atomic_write, mel_silence
-from tts.card import (CARD, CARD_FORMAT, PARTS, VoiceCard, VoiceError, load_card, read_card,  # noqa: F401 (re-exported)
-                      update_card, write_card)
+from tts.card import (CARD, CARD_FORMAT, DEFAULT_VOICE, PARTS, VoiceCard, VoiceError, load_card,  # noqa: F401
+                      read_card, update_card, write_card)  # (re-exported)
 from tts.config import AudioConfig
 from tts.memory import release_freed_memory
 
 log = logging.getLogger(__name__)
-
-DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"
 
 
 def export_part(voice_dir: Path, part: str, model: torch.nn.Module, *, audio: AudioConfig, config, steps: int,
