@@ -159,6 +159,7 @@ def test_ddp_on_the_cpu_trains_resumes_and_writes_once(corpus, tmp_path):
               "trainer.devices=2"]
     done = _cli(*common, "trainer.max_steps=2")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count("; synthesize with: tts synth") == 1, done.stdout  # the summary, from rank 0 only
     card = json.loads((run / "voice.json").read_text())
     assert card["acoustic"]["steps"] == 2 and card["vocoder"]["steps"] == 2
     for stage in ("acoustic", "vocoder"):
