@@ -89,3 +89,21 @@ def test_griffin_lim_gives_audio_of_the_right_length():
     wav = griffin_lim(mel, AUDIO, n_iter=4)
     assert wav.shape == ((mel.shape[1] - 1) * AUDIO.hop_length,)
     assert wav.abs().max() <= 1.0 and torch.isfinite(wav).all()
+
+
+@pytest.mark.parametrize("audio, frames", [
+    (AUDIO, 40),  # the default voice's STFT: the spelled-out inverse STFT
+    (AudioConfig(sample_rate=8000, n_fft=256, hop_length=64, win_length=200, n_mels=20, f_max=4000.0), 5),
+    (AudioConfig(sample_rate=8000, n_fft=256, hop_length=64, win_length=200, n_mels=20, f_max=4000.0), 23),
+    (AudioConfig(sample_rate=8000, n_fft=256, hop_length=80, win_length=256, n_mels=20, f_max=4000.0), 17),  # torch.istft
+])
+def test_griffin_lim_gives_torchaudios_samples(audio, frames):
+    import torchaudio.transforms as AT
+
+    mel = torch.randn(audio.n_mels, frames, generator=torch.Generator().manual_seed(frames)) - 4
+    magnitude = (torch.linalg.pinv(MelSpectrogram(audio).filterbank) @ mel.exp()).clamp(min=0.0) ** 1.3
+    torch.manual_seed(11)
+    reference = AT.GriffinLim(n_fft=audio.n_fft, n_iter=8, win_length=audio.win_length,
+                              hop_length=audio.hop_length, power=1.0)(magnitude)
+    ours = griffin_lim(mel, audio, n_iter=8, generator=torch.Generator().manual_seed(11))
+    torch.testing.assert_close(ours, reference / reference.abs().max() * 0.95, rtol=0, atol=0)

@@ -310,26 +310,14 @@ def test_wyoming_describe_and_synthesize(server, voice):
     assert sum(len(c.audio) for c in chunks) == 2 * expected_samples(voice, text)
 
 
-def test_griffin_lim_is_torchaudios_and_safe_on_two_threads(voice):
+def test_griffin_lim_is_safe_on_two_threads(voice):
     """The server vocodes Griffin-Lim sentences on several threads: each draws its initial phase
-    from its own generator, gives torchaudio's samples for that seed, and two threads at once get
-    what one thread alone gets."""
+    from its own generator, so two threads at once get what one thread alone gets (that these are
+    torchaudio's samples is tests/test_audio.py's)."""
     import torch
-    import torchaudio.transforms as AT
 
-    from tts.audio import MelSpectrogram, griffin_lim
-
-    audio = voice.audio
-    mels = [torch.randn(audio.n_mels, frames, generator=torch.Generator().manual_seed(frames)) - 4
+    mels = [torch.randn(voice.audio.n_mels, frames, generator=torch.Generator().manual_seed(frames)) - 4
             for frames in (9, 23, 40, 17)]
-    filterbank = MelSpectrogram(audio).filterbank
-    magnitude = (torch.linalg.pinv(filterbank) @ mels[1].exp()).clamp(min=0.0) ** 1.3
-    torch.manual_seed(11)
-    reference = AT.GriffinLim(n_fft=audio.n_fft, n_iter=32, win_length=audio.win_length,
-                              hop_length=audio.hop_length, power=1.0)(magnitude)
-    ours = griffin_lim(mels[1], audio, generator=torch.Generator().manual_seed(11))
-    torch.testing.assert_close(ours, reference / reference.abs().max() * 0.95, rtol=0, atol=0)
-
     alone = [voice.vocode([mel], vocoder="griffinlim", seed=3)[0] for mel in mels]
     got: dict = {}
 
