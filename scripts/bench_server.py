@@ -2,10 +2,12 @@
 
 Starts the server in a subprocess on a free port, warms it up, then for each client count runs
 that many clients, each sending requests one after another (a 5-sentence paragraph, streamed pcm),
-and reports p50/p95 latency, p50/p95 time to first audio, and aggregate audio seconds per wall
-second. The last line is JSON.
+and reports p50/p95 latency, p50/p95 time to first audio, aggregate audio seconds per wall second
+and the server's CPU seconds per audio second (what it costs, whatever else shares the cores).
+The last line is JSON.
 
     python scripts/bench_server.py                       # the shipped voice, 1 and 8 clients
+    python scripts/bench_server.py --clients 1,8,1,8     # interleaved: the machine's other load falls on both
     python scripts/bench_server.py --clients 1,4,8 --requests 4 --voice runs/lj --vocoder wavenet
 """
 
@@ -63,6 +65,11 @@ class Server:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return float("nan")
+
+    def cpu_s(self) -> float:
+        """CPU seconds the server has used (user + system, all its threads)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -147,25 +154,36 @@ def main() -> None:
         body = {"input": PARAGRAPH, "response_format": "pcm", "vocoder": args.vocoder}
         request(server.base, body, rate)  # warm-up: lexicon, kernels
         for clients in [int(c) for c in args.clients.split(",")]:
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), server.cpu_s()
             results = run_clients(server.base, clients, args.requests, lambda n, k: body, rate, args.max_seconds)
-            wall = time.perf_counter() - began
+            wall, cpu = time.perf_counter() - began, server.cpu_s() - cpu
             ok = [r for r in results if r["status"] == 200]
-            row = {"clients": clients, "requests": len(results), "ok": len(ok),
+            audio = sum(r["seconds"] for r in ok)
+            row = {"clients": clients, "requests": len(results), "ok": len(ok), "audio_s": round(audio, 2),
                    "p50_latency_s": round(percentile([r["latency"] for r in ok], 0.5), 3),
                    "p95_latency_s": round(percentile([r["latency"] for r in ok], 0.95), 3),
                    "p50_ttfa_s": round(percentile([r["ttfa"] for r in ok], 0.5), 3),
                    "p95_ttfa_s": round(percentile([r["ttfa"] for r in ok], 0.95), 3),
-                   "audio_s_per_s": round(sum(r["seconds"] for r in ok) / wall, 3),
+                   "audio_s_per_s": round(audio / wall, 3),
+                   "server_cpu_s_per_audio_s": round(cpu / audio, 4) if audio else None,
+                   "load_average": round(os.getloadavg()[0], 1),
                    "mean_audio_s": round(statistics.mean(r["seconds"] for r in ok), 3) if ok else None,
                    "wall_s": round(wall, 1), "server_rss_mb": round(server.rss_mb())}
             rows.append(row)
             print(f"{clients:>3} clients: {row['ok']}/{row['requests']} ok, latency p50 {row['p50_latency_s']} s "
                   f"p95 {row['p95_latency_s']} s, first audio p50 {row['p50_ttfa_s']} s p95 {row['p95_ttfa_s']} s, "
-                  f"{row['audio_s_per_s']} audio s/s", flush=True)
-    summary = {"rows": rows}
-    if len(rows) > 1:
-        summary["speedup_last_vs_first"] = round(rows[-1]["audio_s_per_s"] / max(rows[0]["audio_s_per_s"], 1e-9), 2)
+                  f"{row['audio_s_per_s']} audio s/s, {row['server_cpu_s_per_audio_s']} server CPU s per audio s, "
+                  f"load average {row['load_average']}", flush=True)
+    # a count measured more than once (--clients 1,8,1,8, so that a change in the machine's other
+    # load falls on both) is pooled: its audio over its wall time
+    pooled = {}
+    for count in sorted({row["clients"] for row in rows}):
+        same = [row for row in rows if row["clients"] == count]
+        pooled[count] = round(sum(row["audio_s"] for row in same) / sum(row["wall_s"] for row in same), 3)
+    summary = {"rows": rows, "audio_s_per_s_by_clients": pooled,
+               "lost": sum(row["requests"] - row["ok"] for row in rows)}
+    if len(pooled) > 1:
+        summary["speedup_most_vs_fewest_clients"] = round(pooled[max(pooled)] / max(pooled[min(pooled)], 1e-9), 2)
     print(json.dumps(summary))
 
 
