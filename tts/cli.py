@@ -187,6 +187,9 @@ def _configure_training_logs() -> bool:
 
     # Resuming writes into the same checkpoint directory on purpose.
     warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    # Lightning's own pytree code builds torch's LeafSpec, which torch deprecates: a notice for
+    # Lightning's authors, printed at the start of every stage.
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
     # Set by torchrun and by Lightning's own DDP launcher in the processes it starts.
     rank_zero = all(os.environ.get(name, "0") == "0" for name in ("RANK", "LOCAL_RANK", "NODE_RANK"))
     if not rank_zero:
