@@ -108,6 +108,15 @@ def test_synth_text_file_and_stdin_give_the_same_audio(tiny_voice, tmp_path, mon
     assert capsys.readouterr().err == ""  # -q: no bar, no summary
 
 
+def test_synth_warns_once_about_what_it_reads_or_drops(tiny_voice, tmp_path, caplog):
+    # The text is checked before the model loads and read again as it is spoken: the check is quiet.
+    with caplog.at_level("WARNING", logger="tts.text.normalize"):
+        assert synth(tiny_voice, "Москва 🙂 is far.", "-o", str(tmp_path / "a.wav"), "-q") == 0
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("read letters of other scripts: 'Москва' as 'Moskva'" in m for m in messages) == 1, messages
+    assert sum("dropped unspeakable characters 🙂" in m for m in messages) == 1, messages
+
+
 def test_synth_writes_wav_to_stdout(tiny_voice, capfdbinary):
     assert synth(tiny_voice, "Hello.", "-o", "-", "-q", "--vocoder", "griffinlim") == 0
     out = capfdbinary.readouterr().out

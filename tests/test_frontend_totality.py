@@ -55,6 +55,16 @@ def test_digits_of_any_script_and_any_length_are_read(frontend, text, words):
     assert frontend.normalize(text) == words
 
 
+def test_check_raises_as_reading_would_but_quietly(frontend, caplog):
+    with caplog.at_level(logging.WARNING, logger="tts.text.normalize"):
+        frontend.check("Москва 🙂")
+        with pytest.raises(TextError, match="nothing speakable"):
+            frontend.check("🙂 ©")
+        with pytest.raises(TypeError):
+            frontend.check(123)
+    assert caplog.records == []
+
+
 def test_non_latin_letters_are_transliterated_with_a_warning(frontend, caplog):
     with caplog.at_level(logging.WARNING, logger="tts.text.normalize"):
         assert frontend.normalize("Москва") == "moskva"

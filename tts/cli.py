@@ -105,7 +105,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from tts.text import Frontend
 
     frontend = Frontend(normalizer=args.normalizer)
-    frontend.normalize(text)  # text with nothing speakable (or a missing extra) fails here, before a model loads
+    frontend.check(text)  # text with nothing speakable (or a missing extra) fails here, before a model loads
     from tts.synth import SynthesisSettings, save_alignment_plot, save_mel_plot, synthesize_to_file
     from tts.voice import Voice
 

@@ -34,7 +34,7 @@ class Frontend:
         self._g2p = G2P()
         self._normalizer = None
 
-    def _annotated(self, text: str) -> list[tuple[str, str, str]]:
+    def _annotated(self, text: str, *, warn: bool = True) -> list[tuple[str, str, str]]:
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         if not text.strip():
@@ -46,10 +46,16 @@ class Frontend:
                 self._normalizer = NemoNormalizer(lexicon=self._g2p.lexicon)
             else:
                 self._normalizer = Normalizer(lexicon=self._g2p.lexicon)
-        annotated = self._normalizer.annotate(text)
+        annotated = self._normalizer.annotate(text, warn=warn)
         if not any(any(c.isalpha() for c in token) for token, _, _ in annotated):
             raise TextError(f"nothing speakable in the text: {_quote(text.strip())}")
         return annotated
+
+    def check(self, text: str) -> None:
+        """Raise as reading ``text`` would (TextError: empty, nothing speakable, a missing extra;
+        TypeError), without the reading's warnings: for a caller that checks a text before it reads
+        it (tts synth, before a model loads), which would otherwise show each warning twice."""
+        self._annotated(text, warn=False)
 
     def _tokens(self, text: str) -> list[str]:
         return [token for token, _, _ in self._annotated(text)]

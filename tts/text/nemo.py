@@ -102,28 +102,29 @@ class NemoNormalizer:
     def tokens(self, text: str) -> list[str]:
         return [token for token, _, _ in self.annotate(text)]
 
-    def annotate(self, text: str) -> list[tuple[str, str, str]]:
-        """Text -> (token, class, source) per token, as ``Normalizer.annotate``."""
+    def annotate(self, text: str, *, warn: bool = True) -> list[tuple[str, str, str]]:
+        """Text -> (token, class, source) per token, as ``Normalizer.annotate`` (``warn`` too)."""
         if not isinstance(text, str):
             raise TypeError(f"normalize() takes a str, got {type(text).__name__}")
         out: list[tuple[str, str, str]] = []
         for piece in split_text(text, PIECE_CHARS):
-            out.extend(self._read(piece))
+            out.extend(self._read(piece, warn))
         return out
 
-    def _piece(self, piece: str) -> tuple[tuple[str, str, str], ...]:
+    def _piece(self, piece: str, warn: bool) -> tuple[tuple[str, str, str], ...]:
         spoken = self._nemo.normalize(piece, punct_post_process=True)
         if any(c.isdigit() for c in spoken):
             logger.debug("NeMo left digits in %r (%r); the builtin rules read it", piece, spoken)
-            return tuple(self._builtin.annotate(piece))
+            return tuple(self._builtin.annotate(piece, warn=warn))
         written = set(_WRITTEN_WORD.findall(piece))
         # NeMo writes the letters it means to be spelled in capitals ("7 am" -> "seven AM", "http" ->
         # "HTTP", "a_b" -> "A underscore B"); lowercased, "AM" would be read as the verb and "A" as
         # the article. Capitals that were in the input ("NASA") are read as the built-in reads them.
         spell = {word for word in _CAPITALS.findall(spoken) if word not in written}
+        read = self._builtin.annotate(spoken, rules=False, spell=spell, warn=warn)
         tokens = [(token, "nemo" if rule_class in ("word", "letters") and source not in written else rule_class,
                    source)
-                  for token, rule_class, source in self._builtin.annotate(spoken, rules=False, spell=spell)]
+                  for token, rule_class, source in read]
         # An abbreviation's dot that also ends the sentence ("Baker St.", "5 p.m.") is consumed by
         # NeMo's grammar; the full stop is the model's cue for a falling end, so it is put back.
         end = piece.rstrip(CLOSING_QUOTES)[-1:]

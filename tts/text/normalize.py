@@ -589,15 +589,18 @@ class Normalizer:
         with a warning; text with nothing speakable gives an empty list."""
         return [token for token, _, _ in self.annotate(text)]
 
-    def annotate(self, text: str, *, rules: bool = True, spell: Container[str] = ()) -> list[tuple[str, str, str]]:
+    def annotate(self, text: str, *, rules: bool = True, spell: Container[str] = (),
+                 warn: bool = True) -> list[tuple[str, str, str]]:
         """Text -> (token, rule class, written source) per token. Classes are RULE_CLASSES, or for
         what no rule rewrote: "word", "letters" (a spelled initialism), "punctuation", "symbol".
         For text another normalizer has already read (tts/text/nemo.py): ``rules=False`` skips the
         rules and only tokenizes (cleaning, casing, initialisms, punctuation, symbols,
-        transliteration), and the words in ``spell`` are read letter by letter ("AM", "A")."""
+        transliteration), and the words in ``spell`` are read letter by letter ("AM", "A").
+        ``warn=False``: no warnings about transliterated or dropped characters (a check of a text
+        that will be read again, and warned about then)."""
         if not isinstance(text, str):
             raise TypeError(f"normalize() takes a str, got {type(text).__name__}")
-        text = self._clean(text)
+        text = self._clean(text, warn=warn)
         pieces: list[Piece] = [(text, None, text)]
         for rule_class, pattern, handler in self._rules if rules else ():
             pieces = self._apply(pieces, rule_class, pattern, handler)
@@ -609,13 +612,13 @@ class Normalizer:
                 tokens.extend(self._words(piece, has_lower, dropped, spell))
             else:
                 tokens.extend((token, rule_class, source) for token in piece.split())
-        if dropped:
+        if dropped and warn:
             shown = text if len(text) <= 80 else text[:77] + "..."
             logger.warning("dropped unspeakable characters %s from %r", " ".join(dict.fromkeys(dropped)), shown)
         return self._collapse_punctuation(tokens)
 
     @staticmethod
-    def _clean(text: str) -> str:
+    def _clean(text: str, *, warn: bool = True) -> str:
         text = re.sub(r"(\d)\s*([½¼¾⅓⅔⅛])", lambda m: f"{m.group(1)} and {FRACTIONS[m.group(2)][1]}", text)
         text = "".join(FRACTIONS[c][0] if c in FRACTIONS else c for c in text)
         text = re.sub(r"(?<=\d)\s?(km|cm|mm|ft|mi|m)²", r" sq \1", text)
@@ -624,14 +627,14 @@ class Normalizer:
         text = "".join(c for c in unicodedata.normalize("NFKD", text) if unicodedata.category(c) != "Mn")
         text = text.translate(_CHARACTERS)
         if not text.isascii():
-            text = Normalizer._ascii_letters_and_digits(text)
+            text = Normalizer._ascii_letters_and_digits(text, warn=warn)
         text = re.sub(r"(?<=\d)\s?[–—]\s?(?=\d)", "-", text)  # 5–10 is a range
         text = re.sub(r"\s*(?:[–—―]|--+)\s*", " , ", text)  # a dash between clauses is a pause
         text = re.sub(r"\.{2,}", ".", text)
         return " ".join(text.split())
 
     @staticmethod
-    def _ascii_letters_and_digits(text: str) -> str:
+    def _ascii_letters_and_digits(text: str, *, warn: bool = True) -> str:
         """Digits of any script -> ASCII digits; letters of other scripts transliterated (logged);
         control and format characters -> spaces. Symbols are kept for the rules (£, °) or the warning."""
         out: list[str] = []
@@ -664,7 +667,7 @@ class Normalizer:
                 flush()
                 out.append(c)
         flush()
-        if foreign:
+        if foreign and warn:
             logger.warning("read letters of other scripts: %s", ", ".join(dict.fromkeys(foreign)))
         return "".join(out)
 
