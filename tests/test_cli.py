@@ -69,6 +69,13 @@ def test_user_mistakes_give_one_line_and_exit_1(capsys, tmp_path, argv, message)
     assert not (tmp_path / "a.wav").exists()
 
 
+def test_a_run_dir_that_cannot_be_one_is_one_line(capsys, tmp_path, corpus):
+    (tmp_path / "file").write_text("not a directory")
+    for run_dir, message in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", "which is a file")):
+        err = _one_line_error(capsys, ["train", "recipe=tiny", f"data.root={corpus}", f"run_dir={run_dir}"])
+        assert f"run_dir={run_dir} " in err and message in err
+
+
 def test_malformed_command_line_exits_2_with_one_line():
     result = run_cli("synth", "hello")  # no -o
     assert result.returncode == 2

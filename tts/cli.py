@@ -65,6 +65,22 @@ def check_output_file(path: str) -> None:
         raise UserError(f"cannot write {path}: permission denied")
 
 
+def check_run_dir(path: str) -> None:
+    """Fail before any work if ``path`` cannot be (or become) a run directory; creates nothing."""
+    target = Path(path)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == target else f"is under {existing}, which is a file"
+        raise UserError(f"run_dir={path} {where}; give a directory")
+    try:  # a real probe, as for --output
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot create run_dir={path}: {existing}: {err.strerror}") from None
+
+
 def cmd_phonemize(args: argparse.Namespace) -> int:
     import json
 
@@ -151,6 +167,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UserError(f"choose a recipe: tts train recipe=NAME key=value ... (available: {', '.join(available_recipes())})")
     overrides = [s for s in settings if not s.startswith("recipe=")]
     recipe = load_recipe(recipes[-1].split("=", 1)[1], overrides)
+    check_run_dir(recipe.run_dir)
     from tts.train.run import train
 
     rank_zero = _configure_training_logs()
