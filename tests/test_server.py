@@ -266,11 +266,12 @@ def test_a_full_queue_answers_503_with_retry_after(server):
     assert all(r == "1" for s, r in zip(statuses, retry) if s == 503)
 
 
-def test_client_disconnect_stops_its_work(server):
+@pytest.mark.parametrize("vocoder", ["wavenet", "griffinlim"])
+def test_client_disconnect_stops_its_work(server, vocoder):
     text = " ".join(f"Sentence {k} that nobody will hear." for k in range(40))
     cancelled, sentences = metric(server, "tts_cancelled_total"), metric(server, "tts_sentences_total")
     with httpx.stream("POST", server["base"] + "/v1/audio/speech", headers=AUTH, timeout=60,
-                      json={"input": text, "response_format": "pcm", "vocoder": "wavenet"}) as response:
+                      json={"input": text, "response_format": "pcm", "vocoder": vocoder}) as response:
         assert response.status_code == 200
         next(response.iter_raw())  # the first audio, then hang up
     deadline = time.monotonic() + 20
