@@ -45,6 +45,12 @@ def test_features_made_in_this_process_leave_its_thread_count_alone(corpus, tmp_
         torch.set_num_threads(threads)
 
 
+def test_a_cache_that_cannot_be_made_is_one_line(corpus, tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache would go")
+    with pytest.raises(CorpusError, match=r"cannot create the feature cache .*cache/\w+: Not a directory"):
+        _prepare(corpus, tmp_path)
+
+
 def test_changed_audio_config_uses_another_cache(corpus, tmp_path):
     a = _prepare(corpus, tmp_path)[0].path.parent
     b = prepare_corpus(DataConfig(root=str(corpus), num_workers=0), AudioConfig(n_mels=40), SYMBOLS,

@@ -212,7 +212,11 @@ def prepare_corpus(
     rows, bad = read_rows(data.root)
     total = len(rows) + len(bad)
     cache_dir = cache_root / cache_key(audio, symbols, data.resample)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # data.cache_dir (or the run directory) names a file, or cannot be written
+        raise CorpusError(f"cannot create the feature cache {cache_dir}: {err.strerror} (data.cache_dir sets where "
+                          f"it goes)") from None
     featurize = _Featurizer(audio, symbols, data.resample, cache_dir)
     metadata = Path(data.root) / "metadata.csv"
     report = report if report is not None else cache_root / BAD_ROWS_REPORT
