@@ -336,6 +336,37 @@ def test_griffin_lim_is_safe_on_two_threads(voice):
         np.testing.assert_array_equal(wav, alone[k])
 
 
+def test_health_says_why_a_voice_did_not_load(tmp_path):
+    """/health is 503 until the voices are loaded; a voice that cannot load keeps it 503 with the
+    reason, and speech requests get 503 instead of reaching a model."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "voice.json").write_text('{"format": 999}')
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "tts.cli", "serve", "--voice", str(broken), "--port", str(port),
+                                "--device", "cpu"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                health = httpx.get(base + "/health", timeout=2)
+                if health.json()["status"] != "loading":
+                    break
+                assert health.status_code == 503 and health.headers["retry-after"] == "1"
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        assert health.status_code == 503 and health.json()["status"] == "failed"
+        assert "unknown card format 999" in health.json()["error"]
+        response = httpx.post(base + "/v1/audio/speech", json={"input": "Hello."}, timeout=10)
+        assert response.status_code == 503 and "could not load its voices" in response.json()["error"]["message"]
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
 def test_worker_drops_a_job_past_its_deadline(tiny_voice):
     from tts.server.worker import Job, RequestTimeout, Worker, job_settings
 

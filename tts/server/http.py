@@ -107,6 +107,9 @@ class Service:
                 for name, voice in self.worker.voices.items()]
 
     def resolve_voice(self, name: Optional[str]) -> str:
+        if self.worker.load_error is not None:
+            raise RequestError(f"the server could not load its voices: {self.worker.load_error}", status=503,
+                               kind="server_error")
         if not self.worker.ready.is_set():
             raise RequestError("the server is still loading its voices; retry in a moment", status=503,
                                kind="server_error", headers={"Retry-After": str(RETRY_AFTER_S)})
