@@ -208,6 +208,18 @@ def test_data_files_are_checked_against_their_hash():
         read_data_file("no_such_package_xyz", "data.txt", "0" * 64)
 
 
+def test_a_damaged_install_is_one_line_at_the_cli(monkeypatch, capsys):
+    from tts.cli import main
+
+    def damaged(package, relative, sha256):
+        raise DataFileError(f"{relative} has SHA-256 0000, expected {sha256[:8]}: install the pinned version of {package}")
+
+    monkeypatch.setattr(g2p_module, "read_data_file", damaged)
+    assert main(["phonemize", "Hello."]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("tts phonemize: error: ") and "install the pinned" in err
+
+
 def test_cmudict_parse_keeps_first_readings_and_drops_comments():
     text = "read R IY1 D\nread(2) R EH1 D\nzebra Z IY1 B R AH0 # a comment\nzebra Z EH1 B R AH0\n\n"
     assert g2p_module.parse_cmudict(text) == {"read": ("R", "IY1", "D"), "zebra": ("Z", "IY1", "B", "R", "AH0")}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
+from tts.errors import TTSError
 from tts.text.pos import tag
 from tts.text.symbols import PHONEMES, PUNCTUATION, WORD_BOUNDARY
 
@@ -35,8 +36,10 @@ _VOICELESS = frozenset(("P", "T", "K", "F", "TH"))
 _SIBILANTS = frozenset(("S", "Z", "SH", "ZH", "CH", "JH"))
 
 
-class DataFileError(RuntimeError):
-    """An installed data file is missing or is not the version this code was written for."""
+class DataFileError(TTSError, RuntimeError):
+    """An installed data file is missing or is not the version this code was written for: the user
+    fixes it by installing the pinned package, so it is a TTSError (one line at the CLI); still a
+    RuntimeError for code written when it was only that."""
 
 
 def read_data_file(package: str, relative: str, sha256: str) -> bytes:
