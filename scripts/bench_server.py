@@ -86,6 +86,16 @@ class Server:
         self.stop()
 
 
+def stage_cpu(base: str) -> dict:
+    """The server's tts_stage_cpu_seconds_total by stage (the worker's model calls)."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("tts_stage_cpu_seconds_total{"):
+            found[line.split('stage="', 1)[1].split('"', 1)[0]] = float(line.split()[-1])
+    return found
+
+
 def request(base: str, body: dict, rate: int) -> dict:
     """One streamed request -> {"status", "latency", "ttfa", "samples"}."""
     began = time.perf_counter()
@@ -154,9 +164,10 @@ def main() -> None:
         body = {"input": PARAGRAPH, "response_format": "pcm", "vocoder": args.vocoder}
         request(server.base, body, rate)  # warm-up: lexicon, kernels
         for clients in [int(c) for c in args.clients.split(",")]:
-            began, cpu = time.perf_counter(), server.cpu_s()
+            began, cpu, stages = time.perf_counter(), server.cpu_s(), stage_cpu(server.base)
             results = run_clients(server.base, clients, args.requests, lambda n, k: body, rate, args.max_seconds)
             wall, cpu = time.perf_counter() - began, server.cpu_s() - cpu
+            stages = {name: value - stages.get(name, 0.0) for name, value in stage_cpu(server.base).items()}
             ok = [r for r in results if r["status"] == 200]
             audio = sum(r["seconds"] for r in ok)
             row = {"clients": clients, "requests": len(results), "ok": len(ok), "audio_s": round(audio, 2),
@@ -166,13 +177,16 @@ def main() -> None:
                    "p95_ttfa_s": round(percentile([r["ttfa"] for r in ok], 0.95), 3),
                    "audio_s_per_s": round(audio / wall, 3),
                    "server_cpu_s_per_audio_s": round(cpu / audio, 4) if audio else None,
+                   **{f"{name}_cpu_s_per_audio_s": round(value / audio, 4) if audio else None
+                      for name, value in sorted(stages.items())},
                    "load_average": round(os.getloadavg()[0], 1),
                    "mean_audio_s": round(statistics.mean(r["seconds"] for r in ok), 3) if ok else None,
                    "wall_s": round(wall, 1), "server_rss_mb": round(server.rss_mb())}
             rows.append(row)
             print(f"{clients:>3} clients: {row['ok']}/{row['requests']} ok, latency p50 {row['p50_latency_s']} s "
                   f"p95 {row['p95_latency_s']} s, first audio p50 {row['p50_ttfa_s']} s p95 {row['p95_ttfa_s']} s, "
-                  f"{row['audio_s_per_s']} audio s/s, {row['server_cpu_s_per_audio_s']} server CPU s per audio s, "
+                  f"{row['audio_s_per_s']} audio s/s, {row['server_cpu_s_per_audio_s']} server CPU s per audio s "
+                  f"(acoustic {row.get('acoustic_cpu_s_per_audio_s')}, vocoder {row.get('vocoder_cpu_s_per_audio_s')}), "
                   f"load average {row['load_average']}", flush=True)
     # a count measured more than once (--clients 1,8,1,8, so that a change in the machine's other
     # load falls on both) is pooled: its audio over its wall time

@@ -169,6 +169,8 @@ def test_speech_streams_the_same_samples_as_the_batches_it_made(server, voice):
     expected = pcm(pcm16(np.concatenate(pieces)))
     assert len(got) == len(expected) == expected_samples(voice, text)
     np.testing.assert_array_equal(got, expected)
+    for stage in ("acoustic", "vocoder"):  # both stages' CPU time is counted
+        assert metric(server, f'tts_stage_cpu_seconds_total{{stage="{stage}"}}') > 0
 
 
 def test_formats(server, voice):

@@ -68,6 +68,9 @@ class Metrics:
                                          buckets=(1, 2, 4, 8, 16, 32), registry=self.registry)
         self.cancelled = Counter("tts_cancelled", "Requests dropped because the client went away",
                                  registry=self.registry)
+        self.stage_cpu = Counter("tts_stage_cpu_seconds", "CPU time of the worker's model calls by stage, "
+                                 "on the calling thread (acoustic: Tacotron and the speed change; vocoder; "
+                                 "extra torch or Numba threads not counted)", ["stage"], registry=self.registry)
 
 
 def _error_body(message: str, *, kind: str = "invalid_request_error", param: Optional[str] = None) -> dict:

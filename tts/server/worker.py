@@ -274,7 +274,7 @@ class Worker:
             job.batches += 1
         self._active = [job for job in self._active if job.next < len(job.chunks)]
         voice = self.voices[key[0]]
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.thread_time()
         try:
             # the first half of tts.synth.render (the second is _vocode): the same calls, so a
             # batch gives the samples `tts synth` gives for it
@@ -290,6 +290,7 @@ class Worker:
             return False
         del outputs
         if self.metrics is not None:
+            self.metrics.stage_cpu.labels("acoustic").inc(time.thread_time() - cpu)
             self.metrics.batch_sentences.observe(len(items))
             self.metrics.sentences.inc(len(items))
         batch = _Batch(voice=voice, vocoder=vocoder, seed=key[2], items=items, mels=mels, left=len(items),
@@ -331,12 +332,15 @@ class Worker:
         for i in set(indices) - set(live):
             self._close(batch.items[i][0])
         if live:
+            cpu = time.thread_time()
             if batch.vocoder == "griffinlim":
                 wavs = batch.voice.vocode([batch.mels[i] for i in live], vocoder="griffinlim", seed=batch.seed)
             else:
                 live = indices
                 with self._wavenet:
                     wavs = batch.voice.vocode([batch.mels[i] for i in live], vocoder=batch.vocoder, seed=batch.seed)
+            if self.metrics is not None:
+                self.metrics.stage_cpu.labels("vocoder").inc(time.thread_time() - cpu)
             for i, wav in zip(live, wavs):
                 self._deliver(*batch.items[i], wav)
         self._settle(batch, len(indices))
