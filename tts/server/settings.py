@@ -122,8 +122,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threads vocoding beside the Tacotron thread: Griffin-Lim sentences run in parallel "
                              "(default: one per core, at most 8)")
     parser.add_argument("--torch-threads", type=int, default=1,
-                        help="torch's threads per model call (default 1: the stages already run side by side, "
-                             "and more threads per call were several times slower on a busy CPU)")
+                        help="torch's threads per model call (default 1: the stages already run side by side; "
+                             "2 made one client faster and 8 clients no faster for more CPU, docs/server.md)")
     parser.add_argument("--max-chars", type=int, default=MAX_CHARS, help=f"longest chunk (default {MAX_CHARS})")
     parser.add_argument("--max-text", type=int, default=5000, help="characters per request (default 5000)")
     parser.add_argument("--max-queue", type=int, default=32,
