@@ -11,7 +11,7 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from tts.config import load_recipe  # noqa: E402
 
-# Pointer element types as WaveNetTritonSampler launches the kernel: the weight matrices in the
+# Pointer element types as TritonSampler launches the kernel: the weight matrices in the
 # sampler's weight dtype, int32 indices, everything else fp32.
 INT_POINTERS = {"forced_ptr", "prev_ptr", "dil_ptr"}
 WEIGHT_POINTERS = {"emb_ptr", "wconv_ptr", "wres_ptr", "wskip_ptr", "wh1_ptr", "wh2_ptr", "embp_ptr", "embe_ptr"}

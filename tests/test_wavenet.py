@@ -11,9 +11,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from tts.audio import MelSpectrogram
 from tts.config import AudioConfig, VocoderTrainConfig, WaveNetConfig
-from tts.models.wavenet import (TorchSampler, WaveNet, mol_loss, mol_sample, mulaw_decode, mulaw_encode,
-                                uniforms, stream_keys)
-from tts.models.wavenet_fast import FastWaveNet
+from tts.models.sampling import stream_keys, uniforms
+from tts.models.wavenet import TorchSampler, WaveNet, mol_loss, mol_sample, mulaw_decode, mulaw_encode
+from tts.models.wavenet_fast import FastSampler
 
 N_MELS, HOP = 6, 8
 
@@ -66,9 +66,10 @@ def test_incremental_matches_teacher_forced_fast(batch, output, kernel_size):
     with torch.no_grad():
         expected = model(audio, mel)
     for threads in (1, 2):  # one group of two utterances (BLAS path), or one utterance per group
-        _, logits = FastWaveNet(model).run(mel, torch.tensor([mel.shape[2]] * 2), forced=fed_back(model, audio).numpy(),
-                                           record=True, threads=threads)
-        assert_close(torch.from_numpy(logits).transpose(1, 2), expected, atol=1e-4, rtol=1e-4)
+        sampler = FastSampler(model, mel, torch.tensor([mel.shape[2]] * 2), forced=fed_back(model, audio), record=True,
+                              threads=threads, chunk_frames=3)  # the state carried across chunk boundaries
+        sampler.run()
+        assert_close(sampler.logits.transpose(1, 2), expected, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("output", ["mulaw", "mol"])
@@ -95,6 +96,59 @@ def test_generate_shape_lengths_and_seed(batch, backend):
     assert torch.equal(wav, model.generate(mel, lengths, seed=3, backend=backend, temperature=0.8))
     assert not torch.equal(wav, model.generate(mel, lengths, seed=4, backend=backend, temperature=0.8))
     assert wav.abs().max() <= 1.0
+
+
+@pytest.mark.parametrize("backend", ["fast", "torch"])
+def test_samplers_are_chunk_invariant_and_zero_past_each_length(batch, backend):
+    """The shared skeleton (tts.models.sampling.Sampler): chunks of any size give the same samples
+    (the draws are counter-based and the state carries over), and run() zeroes past each length.
+    Not bit for bit: the conditioning is projected per chunk, and a product of another shape may
+    round its last bit differently."""
+    _, mel = batch
+    model = tiny("mol")
+    lengths = torch.tensor([10, 7])
+    cls = {"fast": FastSampler, "torch": TorchSampler}[backend]
+    runs = [cls(model, mel, lengths, seed=2, chunk_frames=frames).run() for frames in (1, 3, 16)]
+    assert runs[0].abs().max() > 0.05 and torch.all(runs[0][1, 7 * HOP:] == 0)
+    for other in runs[1:]:
+        assert_close(other, runs[0], atol=1e-5, rtol=0)
+
+
+def test_packed_weights_reproduce_the_modules(batch):
+    """The view both kernels read (tts.models.sampling.pack_weights): a layer's dilated conv, its
+    residual and skip outputs, and the head, computed from the packed layouts."""
+    from tts.models.sampling import pack_weights
+
+    model = tiny(kernel_size=3)
+    w = pack_weights(model)
+    block, layer = model.blocks[3], 3
+    d, K = block.conv.dilation[0], 3
+    x = torch.randn(2, 8, 20)
+    with torch.no_grad():
+        conv = block.conv(x)[:, :, -1]  # output at t = 19
+        taps = sum(x[:, :, 19 - (K - 1 - k) * d] @ w.taps[layer, k] for k in range(K)) + w.gate_bias[layer]
+        assert_close(taps, conv, atol=1e-5, rtol=1e-5)
+        h = torch.randn(2, 8)
+        assert_close(h @ w.out[layer] + w.out_bias[layer], block.out(h[:, :, None])[:, :, 0], atol=1e-5, rtol=1e-5)
+        skips = torch.randn(2, 8)
+        head = model.head(skips[:, :, None] * model.skip_scale)[:, :, 0]
+        packed = torch.relu(torch.relu(skips * w.skip_scale) @ w.head1 + w.head1_bias) @ w.head2 + w.head2_bias
+        assert_close(packed, head, atol=1e-5, rtol=1e-5)
+    assert w.dilations == tuple(model.dilations) and w.embed.shape == (256, 8) and w.input_weight is None
+    assert torch.equal(w.decode, mulaw_decode(torch.arange(256)))
+
+
+def test_kernel_modules_do_not_import_the_model_module():
+    """WaveNet.generate imports a backend lazily; the backends import only tts.models.sampling."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import tts.models.wavenet_fast; "
+            "import importlib.util as u; u.find_spec('triton') and __import__('tts.models.wavenet_triton'); "
+            "print('tts.models.wavenet' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"
 
 
 def test_upsample_scales_must_multiply_to_hop_length():

@@ -1,5 +1,7 @@
 """WaveNet vocoder: causal dilated convolutions with incremental state, gated residual blocks, a
-learned conditioning upsampler, mu-law and mixture-of-logistics outputs, and the samplers.
+learned conditioning upsampler, mu-law and mixture-of-logistics outputs, and the torch sampler.
+What every sampler shares (the contract, the draws, the packed weights) is tts.models.sampling;
+the kernels are tts.models.wavenet_fast (Numba, CPU) and tts.models.wavenet_triton (GPU).
 
 Shapes used throughout: audio (B, T) float in [-1, 1]; mel (B, n_mels, F) with T == F * hop_length;
 R, G, S = residual, gate and skip channels; L = layers; K = kernel size.
@@ -20,43 +22,24 @@ import logging
 import math
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tts.config import AudioConfig, WaveNetConfig
 from tts.models.lpc import LPCAnalysis, deemphasis, predict, preemphasis
+from tts.models.sampling import CONTEXT_FRAMES, LOG_SCALE_MIN, Sampler, mulaw_decode, mulaw_encode, zero_past
 
 log = logging.getLogger(__name__)
 
 SQRT_HALF = math.sqrt(0.5)
 # Mixture of logistics on 16-bit audio: bins of width 2 / 65535 over [-1, 1].
 MOL_CLASSES = 65536
-# Smallest log scale of a logistic component: its scale (1e-7) is well below one 16-bit bin.
-LOG_SCALE_MIN = -16.0
-# Frames of context each side that the upsampler's output for one frame can depend on.
-CONTEXT_FRAMES = 2
-GOLDEN = 0x9E3779B97F4A7C15  # splitmix64 increment
 BACKENDS = ("auto", "torch", "fast", "triton")
 
 
 # ---------------------------------------------------------------------------------------------
 # Output distributions
-
-
-def mulaw_encode(audio: torch.Tensor, channels: int = 256) -> torch.Tensor:
-    """Float audio in [-1, 1], any shape -> mu-law class indices (same shape, int64 in [0, channels))."""
-    import torchaudio.functional as AF
-
-    return AF.mu_law_encoding(audio.float().clamp(-1.0, 1.0), channels)
-
-
-def mulaw_decode(classes: torch.Tensor, channels: int = 256) -> torch.Tensor:
-    """Mu-law class indices, any shape -> float32 audio in [-1, 1]."""
-    import torchaudio.functional as AF
-
-    return AF.mu_law_decoding(classes, channels).float()
 
 
 def mol_split(params: torch.Tensor, mixtures: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -114,39 +97,6 @@ def mulaw_sample(logits: torch.Tensor, uniforms: torch.Tensor, *, temperature: f
     cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(dim=1)
     k = torch.searchsorted(cdf, (uniforms[:, None] * cdf[:, -1:]).to(cdf.dtype))
     return k.squeeze(1).clamp(max=logits.shape[1] - 1)
-
-
-# ---------------------------------------------------------------------------------------------
-# Random draws shared by both samplers: a counter-based splitmix64, so draw j of sample t of
-# utterance b is a pure function of (seed, b, t, j) whatever the backend, batch split or chunking.
-
-_MASK64 = (1 << 64) - 1
-
-
-def splitmix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's output function, uint64 array -> uint64 array (wrapping arithmetic)."""
-    x = np.asarray(x, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
-
-
-def stream_keys(seed: Optional[int], batch: int) -> np.ndarray:
-    """One uint64 key per utterance. ``seed=None`` draws a fresh seed."""
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy) & _MASK64
-    base = np.uint64(int(seed) & _MASK64)
-    with np.errstate(over="ignore"):
-        return splitmix64(base + (np.arange(batch, dtype=np.uint64) + np.uint64(1)) * np.uint64(GOLDEN))
-
-
-def uniforms(keys: np.ndarray, t0: int, n: int) -> np.ndarray:
-    """Draws for samples t0 .. t0 + n - 1: (B, n, 2) float64 in the open interval (0, 1)."""
-    counter = 2 * (t0 + np.arange(n, dtype=np.uint64))[None, :, None] + np.arange(2, dtype=np.uint64)[None, None, :]
-    with np.errstate(over="ignore"):
-        bits = splitmix64(keys[:, None, None] + (counter + np.uint64(1)) * np.uint64(GOLDEN))
-    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * (1.0 / 2.0 ** 53)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -575,71 +525,59 @@ class WaveNet(nn.Module):
             return torch.zeros(B, frames * self.hop_length, device=mel.device)
         if backend == "auto":
             backend = "fast" if mel.device.type == "cpu" else "torch"
-        if backend == "fast":
-            from tts.models.wavenet_fast import generate_fast
-
-            wav = generate_fast(self, mel, lengths, temperature=temperature, seed=seed, progress=progress)
-            wav = torch.from_numpy(wav).to(mel.device)
-        elif backend == "triton":
-            from tts.models.wavenet_triton import TritonSampler
-
-            wav = TritonSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
-        else:
-            wav = TorchSampler(self, mel, lengths, temperature=temperature, seed=seed).run(progress=progress)
-        return self.finish(wav, lengths)
+        sampler = sampler_class(backend)(self, mel, lengths, temperature=temperature, seed=seed)
+        return self.finish(sampler.run(progress=progress).to(mel.device), lengths)
 
     def finish(self, samples: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """A sampler's output (B, T) -> waveforms (B, T): de-emphasised and clipped to [-1, 1] for
-        an LPC model (the samplers produce s'), zero past each utterance's lengths * hop."""
+        an LPC model (the samplers produce s'), zero past each utterance's lengths * hop (again:
+        de-emphasis rings on past the end)."""
         if self.lpc is not None:
             samples = deemphasis(samples, self.config.preemphasis).clamp(-1.0, 1.0)
-        T = samples.shape[1]
-        mask = torch.arange(T, device=samples.device)[None, :] < (lengths.to(samples.device) * self.hop_length)[:, None]
-        return samples * mask
+        return zero_past(samples, lengths, self.hop_length)
 
 
-class TorchSampler:
+def sampler_class(backend: str) -> type[Sampler]:
+    """The sampler of a backend ("torch", "fast" or "triton"; see ``WaveNet.generate``). The kernel
+    modules are imported here, on first use: Numba and Triton are slow to import, and they do not
+    import this module (tts.models.sampling holds what they share with it)."""
+    if backend == "fast":
+        from tts.models.wavenet_fast import FastSampler
+
+        return FastSampler
+    if backend == "triton":
+        from tts.models.wavenet_triton import TritonSampler
+
+        return TritonSampler
+    if backend == "torch":
+        return TorchSampler
+    raise ValueError(f"backend must be one of {', '.join(BACKENDS[1:])}, got {backend!r}")
+
+
+class TorchSampler(Sampler):
     """Cached incremental generation with torch ops (Fast WaveNet, Paine et al. 2016): each layer
     keeps a queue of its past inputs, so a sample costs O(layers) work. The conditioning is
     projected once per frame for all layers (``WaveNet.project_frames``) and mixed per sample with
     the upsampler's phase weights. On CUDA one step is captured as a CUDA graph and replayed.
-
-    Optional teacher forcing (``forced``: (B, T) values fed back after each step in place of the
-    drawn ones: mu-law classes as floats, or samples) and recording of every step's output
-    (``record=True``) serve the tests.
+    The reference implementation: it steps the modules themselves (``ResidualBlock.step``), not
+    the packed weights the kernels read. ``forced`` and ``record``: see tts.models.sampling.
     """
 
     def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
                  seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
                  chunk_frames: int = 16, cuda_graph: Optional[bool] = None):
-        self.model, self.temperature, self.record = model, float(temperature), record
-        self.device = mel.device
-        self.B, self.frames = mel.shape[0], mel.shape[2]
-        self.hop = model.hop_length
-        self.lengths = lengths.long().cpu()
-        self.keys = stream_keys(seed, self.B)
-        self.forced = None if forced is None else forced.to(self.device).float()
+        super().__init__(model, mel, lengths, temperature=temperature, seed=seed, forced=forced, record=record)
         self.chunk_frames = chunk_frames
         self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
-        self.padded = model.prepare_conditioning(mel, lengths.to(mel.device))
-        self.cond_weight = model.cond_weights()[0]
-        self.phase = model.upsampler.phase_weights().float()  # (hop, 2J + 1)
         classes = model.config.mulaw_channels
         self.decode = mulaw_decode(torch.arange(classes), classes).to(self.device)  # class -> sample
-        # LPC: per-frame coefficients (B, F, order), held for the frame's hop samples.
-        self.coeffs = model.lpc_coefficients(mel).to(self.device) if model.lpc is not None else None
+        if self.coeffs is not None:
+            self.coeffs = self.coeffs.to(self.device)
 
-    def run(self, progress: bool = False) -> torch.Tensor:
-        """-> audio (B, frames * hop) float32; logits of every step in ``self.logits`` if recording."""
-        from tqdm import tqdm
-
-        m, B, hop, dev = self.model, self.B, self.hop, self.device
-        T = self.frames * hop
-        out = torch.zeros(B, T, device=dev)
-        self.logits = torch.zeros(B, T, m.out_channels, device=dev) if self.record else None
-        end = int(self.lengths.max()) * hop if B else 0
-        n_ctx = 2 * CONTEXT_FRAMES + 1
+    def begin(self) -> None:
         # Static buffers: a step reads and writes only these, so it can be captured once and replayed.
+        m, B, hop, dev = self.model, self.B, self.hop, self.device
+        n_ctx = 2 * CONTEXT_FRAMES + 1
         self.states = [blk.conv.init_state(B, device=dev, dtype=torch.float32) for blk in m.blocks]
         self.prev = torch.full((B,), m.initial_input, device=dev)
         if self.coeffs is not None:  # LPC: the last ``order`` values of s' (a ring) and the last excitation
@@ -655,26 +593,19 @@ class TorchSampler:
         self.out_chunk = torch.zeros(B, self.chunk_frames * hop, device=dev)
         self.logit_chunk = torch.zeros(B, self.chunk_frames * hop, m.out_channels, device=dev) if self.record else None
         self.ctx = torch.arange(n_ctx, device=dev)
-        step = self._graph_step() if self.cuda_graph else self._step
-        bar = tqdm(total=end, unit="sample", unit_scale=True, disable=not progress, desc="wavenet")
-        for f0 in range(0, -(-end // hop), self.chunk_frames):
-            f1 = min(self.frames, f0 + self.chunk_frames)
-            n = (f1 - f0) * hop
-            self.P[:, : f1 - f0 + n_ctx - 1] = m.project_frames(self.padded[:, :, f0: f1 + n_ctx - 1], self.cond_weight)
-            self.U[:, :n] = torch.from_numpy(uniforms(self.keys, f0 * hop, n)).to(dev)
-            if self.forced is not None:
-                self.F[:, :n] = self.forced[:, f0 * hop: f1 * hop]
-            self.t.zero_()
-            self.t_abs.fill_(f0 * hop)
-            for _ in range(n):
-                step()
-            out[:, f0 * hop: f1 * hop] = self.out_chunk[:, :n]
-            if self.record:
-                self.logits[:, f0 * hop: f1 * hop] = self.logit_chunk[:, :n]
-            bar.update(min(n, end - f0 * hop))
-        bar.close()
-        mask = torch.arange(T, device=dev)[None, :] < (self.lengths.to(dev) * hop)[:, None]
-        return out * mask
+        self.step = self._graph_step() if self.cuda_graph else self._step
+
+    def chunk(self, f0, f1, draws, forced):
+        n = (f1 - f0) * self.hop
+        self.P[:, : f1 - f0 + 2 * CONTEXT_FRAMES] = self.projected(f0, f1)
+        self.U[:, :n] = torch.from_numpy(draws).to(self.device)
+        if forced is not None:
+            self.F[:, :n] = forced
+        self.t.zero_()
+        self.t_abs.fill_(f0 * self.hop)
+        for _ in range(n):
+            self.step()
+        return self.out_chunk[:, :n], (self.logit_chunk[:, :n] if self.record else None)
 
     def _step(self) -> None:
         m, t = self.model, self.t

@@ -10,8 +10,9 @@ from cache serves all of them. Per sample and layer the work is two matrix-vecto
 Weights are float32, stored (inputs, outputs) so the inner loop runs over contiguous outputs and
 vectorises; tanh, sigmoid and the softmax's exp use polynomial approximations that vectorise too
 (no libm calls in the hot loops). Conditioning comes in per frame (``WaveNet.project_frames``) and
-is mixed per sample with the upsampler's phase weights. Random draws come from the same
-counter-based splitmix64 as the torch sampler, so a seed gives the same draws on both.
+is mixed per sample with the upsampler's phase weights. The kernel reads the weights of
+tts.models.sampling.PackedWeights and the draws of tts.models.sampling.uniforms, as the other
+samplers do, so a seed gives the same draws on every backend.
 
 Where the time goes (20 layers, 64/128/64 channels): one utterance streams all 2 MB of weights
 from L3 for every sample (they do not fit a 1 MB L2), so batch 1 is bound by cache bandwidth;
@@ -25,13 +26,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
 from numba import njit, prange
 
-from tts.models.wavenet import CONTEXT_FRAMES, GOLDEN, LOG_SCALE_MIN, WaveNet, mulaw_decode, stream_keys
+from tts.models.sampling import LOG_SCALE_MIN, Sampler, pack_weights
+
+if TYPE_CHECKING:
+    from tts.models.wavenet import WaveNet
 
 # Samples per kernel call: the progress bar's resolution, and the conditioning held at once
 # (B x (chunk / hop + 4) x L x G floats).
@@ -145,18 +149,8 @@ def _mulaw_class(x, mu):
     return int((y + np.float32(1.0)) / np.float32(2.0) * mu + np.float32(0.5))
 
 
-@njit(fastmath=True, cache=True)
-def _unit(key, counter):
-    """Counter-based splitmix64 draw in (0, 1); identical to tts.models.wavenet.uniforms."""
-    z = key + (counter + np.uint64(1)) * np.uint64(GOLDEN)
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    z = z ^ (z >> np.uint64(31))
-    return (np.float64(z >> np.uint64(11)) + 0.5) * (1.0 / 9007199254740992.0)
-
-
 @njit(fastmath=True, cache=True, parallel=True)
-def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, q_off, q_len, dilation,
+def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue, q_off, q_len, dilation,
          embed, in_w, in_b, w_taps, w_out, b_out, w_h1, b_h1, w_h2, b_h2, mol, inv_temp, temperature,
          log_scale_min, decode, forced, teacher, logits, record, out, lpc, coeffs, hist, exc, emb_p, emb_e,
          w_lpc, mu):
@@ -164,14 +158,14 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
 
     Utterances are split into contiguous groups, one per thread: groups[g] .. groups[g + 1].
     P (frames_in_chunk + 4, L, B, G): projected conditioning of frames f0 - 2 ...; phase (hop, 5);
-    gate_bias (L, G). ends (B,): samples to generate per utterance. keys (B,) uint64 random
-    streams. prev (B,): last input value (mu-law class or sample). queue (Q, B, R): ring buffers,
+    gate_bias (L, G). ends (B,): samples to generate per utterance. draws (B, n, 2) float64: the
+    uniforms of samples t0 .. t0 + n - 1 (tts.models.sampling.uniforms). prev (B,): last input value (mu-law class or sample). queue (Q, B, R): ring buffers,
     layer l at slots q_off[l] .. q_off[l] + q_len[l] (utterances side by side, so a group reads
     one contiguous block per layer and step). embed (classes, R) or in_w, in_b (R,): the input
     layer. w_taps (L, K * R, G); w_out (L, G/2, R + S); w_h1 (S, S), w_h2 (S, out): the head (skip
-    scale folded into w_h1). decode (classes,): mu-law class -> sample. forced (B, T): values fed
-    back instead of the drawn ones when ``teacher``; logits (B, T, out) written when ``record``.
-    out (B, T): the samples. Model constants such as log_scale_min come in as arguments: Numba
+    scale folded into w_h1). decode (classes,): mu-law class -> sample. forced (B, n): values fed
+    back instead of the drawn ones when ``teacher``; logits (B, n, out) written when ``record``.
+    out (B, n): the samples. (n: samples of the chunk that starts at t0; t1 - t0 <= n.) Model constants such as log_scale_min come in as arguments: Numba
     freezes module globals into the on-disk cache, which would not notice them change.
 
     LPC (``lpc``): coeffs (B, F, order) per frame, held for its hop samples; hist (B, order) ring of
@@ -291,9 +285,9 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
                     continue
                 if record:
                     for o in range(n_out):
-                        logits[item, t, o] = lg[bi, o]
-                u1 = _unit(keys[item], np.uint64(2 * t))
-                u2 = _unit(keys[item], np.uint64(2 * t + 1))
+                        logits[item, t - t0, o] = lg[bi, o]
+                u1 = draws[item, t - t0, 0]
+                u2 = draws[item, t - t0, 1]
                 if mol:
                     M = n_out // 3
                     top = lg[bi, 0]
@@ -318,8 +312,8 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
                 if lpc:  # the draw is the excitation
                     value = min(max(pred[bi] + value, np.float32(-1.0)), np.float32(1.0))
                     fed = value
-                out[item, t] = value
-                fed = forced[item, t] if teacher else fed
+                out[item, t - t0] = value
+                fed = forced[item, t - t0] if teacher else fed
                 prev[item] = fed
                 if lpc:
                     exc[item] = fed - pred[bi]
@@ -327,115 +321,96 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, keys, prev, queue, 
     return 0
 
 
-class FastWaveNet:
-    """A WaveNet's weights laid out for the kernel (float32, numpy), plus its incremental state.
-
-    Built from the module each time ``generate_fast`` runs (a few milliseconds), so it always
-    reflects the current weights.
+class FastSampler(Sampler):
+    """``WaveNet.generate(backend="fast")``: the kernel above on the CPU, in chunks of
+    ``chunk_frames`` frames (default CHUNK_SAMPLES worth). The weights are packed from the module
+    when the sampler is made (a few milliseconds), so it always reflects the current weights.
+    ``threads``: groups to split the batch into (default: Numba's thread count). ``forced`` and
+    ``record``: see tts.models.sampling. Returns CPU tensors whatever the model's device.
     """
 
-    def __init__(self, model: WaveNet):
-        c = model.config
-        self.model = model
-        self.mol = c.output == "mol"
-        self.hop = model.hop_length
-        blocks = model.blocks
-        R, G = c.residual_channels, c.gate_channels
-        f32 = lambda t: np.ascontiguousarray(t.detach().float().cpu().numpy(), dtype=np.float32)  # noqa: E731
-        # (L, K * R, G): tap k, channel r at row k * R + r, matching the kernel's input vector.
-        self.w_taps = f32(torch.stack([b.conv.weight.permute(2, 1, 0).reshape(-1, G) for b in blocks]))
-        self.w_out = f32(torch.stack([b.out.weight[:, :, 0].T for b in blocks]))  # (L, G/2, R + S)
-        self.b_out = f32(torch.stack([b.out.bias for b in blocks]))
-        head1, head2 = model.head[1], model.head[3]
+    @torch.no_grad()
+    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+                 seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
+                 threads: Optional[int] = None, chunk_frames: Optional[int] = None):
+        import numba
+
+        super().__init__(model, mel, lengths, temperature=temperature, seed=seed, forced=forced, record=record,
+                         device=torch.device("cpu"))
+        c, w = model.config, pack_weights(model)
+        self.chunk_frames = chunk_frames or max(1, CHUNK_SAMPLES // self.hop)
+        self.mol, self.lpc = c.output == "mol", self.coeffs is not None
+        # Longest first, dealt into contiguous groups of similar length, one per thread; the
+        # kernel sees utterances in this order and ``chunk`` puts them back.
+        self.order = np.argsort(-self.lengths.numpy(), kind="stable")
+        self.inverse = np.argsort(self.order)
+        self.ends = np.ascontiguousarray(self.lengths.numpy()[self.order] * self.hop, dtype=np.int64)
+        n_groups = max(1, min(self.B, threads or numba.get_num_threads()))
+        self.groups = np.linspace(0, self.B, n_groups + 1).round().astype(np.int64)
+        rows = torch.from_numpy(self.order)
+        self.padded = self.padded.cpu()[rows]
+        self.cond_weight = self.cond_weight.float().cpu()
+        self.phase = _f32(self.phase)
+        if self.lpc:
+            self.coeffs = _f32(self.coeffs.cpu()[rows])
+
+        # The kernel's arrays: (inputs, outputs) float32, from the packed view.
+        L, K, R, G = w.taps.shape
+        self.w_taps = _f32(w.taps.reshape(L, K * R, G))  # tap k, channel r at row k * R + r
+        self.gate_bias = _f32(w.gate_bias)
+        self.w_out, self.b_out = _f32(w.out), _f32(w.out_bias)
         # relu(s * a) = a * relu(s) for a > 0: the skip scale goes into the first head layer.
-        self.w_h1 = f32(head1.weight[:, :, 0].T * model.skip_scale)
-        self.b_h1 = f32(head1.bias)
-        self.w_h2 = f32(head2.weight[:, :, 0].T)
-        self.b_h2 = f32(head2.bias)
+        self.w_h1, self.b_h1 = _f32(w.head1 * w.skip_scale), _f32(w.head1_bias)
+        self.w_h2, self.b_h2 = _f32(w.head2), _f32(w.head2_bias)
+        unused = np.zeros((1, R), np.float32)  # Numba takes arrays, not None, for a path not taken
         if self.mol:
-            self.embed = np.zeros((1, R), np.float32)
-            self.in_w, self.in_b = f32(model.input.weight[:, 0]), f32(model.input.bias)
-            self.decode = np.zeros(1, np.float32)
+            self.embed, self.decode = unused, np.zeros(1, np.float32)
+            self.in_w, self.in_b = _f32(w.input_weight), _f32(w.input_bias)
         else:
-            self.embed = f32(model.input.weight)
+            self.embed, self.decode = _f32(w.embed), _f32(w.decode)
             self.in_w = self.in_b = np.zeros(R, np.float32)
-            self.decode = f32(mulaw_decode(torch.arange(c.mulaw_channels), c.mulaw_channels))
-        self.lpc = model.lpc is not None
         self.mu = np.float32(c.mulaw_channels - 1)
-        if self.lpc and not self.mol:
-            self.emb_p, self.emb_e = f32(model.input_pred.weight), f32(model.input_exc.weight)
-        else:
-            self.emb_p = self.emb_e = np.zeros((1, R), np.float32)
-        self.w_lpc = f32(model.input_lpc.weight.T) if self.lpc and self.mol else np.zeros((2, R), np.float32)
-        weight, bias = model.cond_weights()
-        self.cond_weight = weight.detach().float().cpu()
-        self.gate_bias = f32(bias)
-        self.phase = f32(model.upsampler.phase_weights())
-        self.dilation = np.asarray(model.dilations, dtype=np.int64)
-        self.q_len = (c.kernel_size - 1) * self.dilation
+        self.emb_p = _f32(w.pred_embed) if w.pred_embed is not None else unused
+        self.emb_e = _f32(w.exc_embed) if w.exc_embed is not None else unused
+        self.w_lpc = _f32(w.lpc_weight) if w.lpc_weight is not None else np.zeros((2, R), np.float32)
+        self.dilation = np.asarray(w.dilations, dtype=np.int64)
+        self.q_len = (K - 1) * self.dilation
         self.q_off = np.concatenate([[0], np.cumsum(self.q_len)[:-1]]).astype(np.int64)
 
-    @torch.no_grad()
-    def run(self, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0, seed: Optional[int] = None,
-            progress: bool = False, forced: Optional[np.ndarray] = None, record: bool = False,
-            threads: Optional[int] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """mel (B, n_mels, F), lengths (B,) frames -> (audio (B, F * hop) float32, logits (B, T, out) or None).
-
-        ``forced`` (B, F * hop): values fed back in place of the drawn samples (mu-law classes
-        as floats, or samples), for teacher-forced checks; ``record`` keeps every step's output.
-        ``threads``: groups to split the batch into (default: Numba's thread count).
-        """
+    def run(self, progress: bool = False) -> torch.Tensor:
         with _kernel_threads():  # from the first Numba call, which starts its thread pool
-            return self._run(mel, lengths, temperature=temperature, seed=seed, progress=progress, forced=forced,
-                             record=record, threads=threads)
+            return super().run(progress)
 
-    def _run(self, mel, lengths, *, temperature, seed, progress, forced, record, threads):
-        import numba
-        from tqdm import tqdm
+    def begin(self) -> None:
+        B, R = self.B, self.model.config.residual_channels
+        self.queue = np.zeros((int(self.q_len.sum()), B, R), np.float32)
+        self.prev = np.full(B, self.model.initial_input, np.float32)
+        self.hist = np.zeros((B, self.coeffs.shape[2]) if self.lpc else (1, 1), np.float32)
+        self.exc = np.zeros(B, np.float32)
 
-        model, hop = self.model, self.hop
-        B, _, frames = mel.shape
-        T = frames * hop
-        lengths = torch.as_tensor(lengths).long().cpu()
-        # Longest first, dealt into contiguous groups of similar length, one per thread; the
-        # kernel sees utterances in this order and the results are put back at the end.
-        order = np.argsort(-lengths.numpy(), kind="stable")
-        ends = np.ascontiguousarray(lengths.numpy()[order] * hop, dtype=np.int64)
-        keys = np.ascontiguousarray(stream_keys(seed, B)[order])
-        device = next(model.parameters()).device
-        padded = model.prepare_conditioning(mel.detach().float().to(device), lengths).cpu()[torch.from_numpy(order)]
-        queue = np.zeros((int(self.q_len.sum()), B, model.config.residual_channels), np.float32)
-        prev = np.full(B, model.initial_input, np.float32)
-        if self.lpc:
-            coeffs = model.lpc_coefficients(mel.detach().float().to(device)).cpu()[torch.from_numpy(order)]
-            coeffs = np.ascontiguousarray(coeffs.numpy(), dtype=np.float32)
-            hist = np.zeros((B, coeffs.shape[2]), np.float32)
-        else:
-            coeffs, hist = np.zeros((1, 1, 1), np.float32), np.zeros((1, 1), np.float32)
-        exc = np.zeros(B, np.float32)
-        out = np.zeros((B, T), np.float32)
-        n_out = model.out_channels
-        logits = np.zeros((B, T, n_out) if record else (1, 1, 1), np.float32)
+    def chunk(self, f0, f1, draws, forced):
+        hop, order, n = self.hop, self.order, (f1 - f0) * self.hop
+        P = np.ascontiguousarray(self.projected(f0, f1).permute(1, 2, 0, 3).numpy())  # (frames + 4, L, B, G)
+        out = np.zeros((self.B, n), np.float32)
+        logits = np.zeros((self.B, n, self.model.out_channels) if self.record else (1, 1, 1), np.float32)
         teacher = forced is not None
-        forced = np.ascontiguousarray(np.asarray(forced)[order] if teacher else np.zeros((1, 1)), dtype=np.float32)
-        n_groups = max(1, min(B, threads or numba.get_num_threads()))
-        groups = np.linspace(0, B, n_groups + 1).round().astype(np.int64)
-        end = int(ends.max()) if B else 0
-        chunk_frames = max(1, CHUNK_SAMPLES // hop)
-        with tqdm(total=end, unit="sample", unit_scale=True, disable=not progress, desc="wavenet") as bar:
-            for f0 in range(0, -(-end // hop), chunk_frames):
-                f1 = min(frames, f0 + chunk_frames)
-                P = model.project_frames(padded[:, :, f0: f1 + 2 * CONTEXT_FRAMES], self.cond_weight)
-                P = np.ascontiguousarray(P.permute(1, 2, 0, 3).numpy())  # (frames, L, B, G)
-                _run(f0 * hop, min(f1 * hop, end), f0, hop, P, self.phase, self.gate_bias, groups, ends, keys,
-                     prev, queue, self.q_off, self.q_len, self.dilation, self.embed, self.in_w, self.in_b,
-                     self.w_taps, self.w_out, self.b_out, self.w_h1, self.b_h1, self.w_h2, self.b_h2, self.mol,
-                     np.float32(1.0 / temperature), np.float32(temperature), np.float32(LOG_SCALE_MIN), self.decode,
-                     forced, teacher, logits, record, out, self.lpc, coeffs, hist, exc, self.emb_p, self.emb_e,
-                     self.w_lpc, self.mu)
-                bar.update(min(f1 * hop, end) - f0 * hop)
-        inverse = np.argsort(order)
-        return out[inverse], (logits[inverse] if record else None)
+        forced = np.ascontiguousarray(forced.numpy()[order] if teacher else np.zeros((1, 1)), dtype=np.float32)
+        coeffs = self.coeffs if self.lpc else np.zeros((1, 1, 1), np.float32)
+        _run(f0 * hop, min(f1 * hop, int(self.ends.max())), f0, hop, P, self.phase, self.gate_bias, self.groups,
+             self.ends, np.ascontiguousarray(draws[order]), self.prev, self.queue, self.q_off, self.q_len,
+             self.dilation, self.embed, self.in_w, self.in_b, self.w_taps, self.w_out, self.b_out, self.w_h1,
+             self.b_h1, self.w_h2, self.b_h2, self.mol, np.float32(1.0 / self.temperature), np.float32(self.temperature),
+             np.float32(LOG_SCALE_MIN), self.decode, forced, teacher, logits, self.record, out, self.lpc, coeffs,
+             self.hist, self.exc, self.emb_p, self.emb_e, self.w_lpc, self.mu)
+        inverse = self.inverse
+        return torch.from_numpy(out[inverse]), (torch.from_numpy(logits[inverse]) if self.record else None)
+
+
+def _f32(t) -> np.ndarray:
+    """A tensor (or array) -> a C-contiguous float32 numpy array, as the kernel takes them."""
+    if isinstance(t, torch.Tensor):
+        t = t.detach().float().cpu().numpy()
+    return np.ascontiguousarray(t, dtype=np.float32)
 
 
 @contextlib.contextmanager
@@ -459,7 +434,6 @@ def _kernel_threads():
 
 def generate_fast(model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
                   seed: Optional[int] = None, progress: bool = False, threads: Optional[int] = None) -> np.ndarray:
-    """mel (B, n_mels, F), lengths (B,) frames -> audio (B, F * hop) float32 numpy, zero past each length."""
-    audio, _ = FastWaveNet(model).run(mel, lengths, temperature=temperature, seed=seed, progress=progress,
-                                      threads=threads)
-    return audio
+    """mel (B, n_mels, F), lengths (B,) frames -> audio (B, F * hop) float32 numpy, zero past each
+    length (s' for an LPC model: ``WaveNet.generate`` also de-emphasises)."""
+    return FastSampler(model, mel, lengths, temperature=temperature, seed=seed, threads=threads).run(progress).numpy()

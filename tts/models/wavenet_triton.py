@@ -7,8 +7,9 @@ every layer of every step, keeping the current activations in registers, each la
 (the dilated convolution's queue) in a small ring buffer in global memory, and reading the weights
 (1 MB in fp16 at the 20-layer, 64-channel size) from L2 each step, as NVIDIA's nv-wavenet does with
 hand-written CUDA. The conditioning for the chunk is mixed per sample beforehand with batched
-matrix products (``WaveNet.project_frames`` and the upsampler's phase weights), and the random
-draws are the same counter-based ones as the other samplers (``wavenet.uniforms``).
+matrix products (``WaveNet.project_frames`` and the upsampler's phase weights); the weights are
+those of tts.models.sampling.PackedWeights and the random draws the same counter-based ones as the
+other samplers (``sampling.uniforms``).
 
 Supported: mu-law output, plain or LPC excitation (``vocoder.excitation=lpc``: the kernel makes
 the prediction p_t from the frame's coefficients and its own ring of past s' values, feeds
@@ -22,15 +23,17 @@ on a machine without a GPU.
 
 from __future__ import annotations
 
-import math
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 import torch
 import triton
 import triton.language as tl
 
-from tts.models.wavenet import CONTEXT_FRAMES, WaveNet, mulaw_decode, stream_keys, uniforms
+from tts.models.sampling import CONTEXT_FRAMES, PackedWeights, Sampler, pack_weights
+
+if TYPE_CHECKING:
+    from tts.models.wavenet import WaveNet
 
 BLOCK_B = 16  # utterances per program: the smallest M of a tensor-core dot
 # Conditioning mixed per sample for a chunk takes B * samples * layers * gate floats: bound it.
@@ -170,12 +173,13 @@ def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
     return torch.cat([x, x.new_zeros((rows - x.shape[0],) + tuple(x.shape[1:]))]) if rows > x.shape[0] else x
 
 
-class TritonSampler:
-    """``WaveNet.generate`` with the persistent kernel; the same interface as wavenet.TorchSampler
-    (``forced`` and ``record`` serve the tests). ``weight_dtype`` float16 halves the weight traffic
-    per step; ``precise`` makes float32 dots exact (IEEE) instead of TF32. ``chunk_frames``: frames
-    per kernel launch (default: as many as CHUNK_BYTES of conditioning allows, at most 16)."""
+class TritonSampler(Sampler):
+    """``WaveNet.generate(backend="triton")`` with the persistent kernel. ``weight_dtype`` float16
+    halves the weight traffic per step; ``precise`` makes float32 dots exact (IEEE) instead of TF32.
+    ``chunk_frames``: frames per kernel launch (default: as many as CHUNK_BYTES of conditioning
+    allows, at most 16). ``forced`` and ``record``: see tts.models.sampling."""
 
+    @torch.no_grad()
     def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
                  seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
                  weight_dtype: Optional[torch.dtype] = None, precise: bool = False, chunk_frames: Optional[int] = None):
@@ -185,115 +189,85 @@ class TritonSampler:
         if mel.device.type != "cuda" and not triton.knobs.runtime.interpret:
             raise ValueError("the Triton sampler needs a CUDA device (on the CPU it runs only in Triton's "
                              "interpreter, TRITON_INTERPRET=1, which the tests use)")
-        self.model, self.record, self.device = model, record, mel.device
-        self.B, self.frames, self.hop = mel.shape[0], mel.shape[2], model.hop_length
+        super().__init__(model, mel, lengths, temperature=temperature, seed=seed, forced=forced, record=record)
+        c = model.config
+        # Programs own BLOCK_B utterances each: every per-utterance input is padded to ``rows``.
         self.rows = -(-self.B // BLOCK_B) * BLOCK_B
-        self.lengths = lengths.long().cpu()
-        self.keys = stream_keys(seed, self.B)
-        self.inv_temperature = 1.0 / float(temperature)
-        self.lpc = model.lpc is not None
-        if forced is None:
-            self.forced = None
-        elif self.lpc:  # s' values
-            self.forced = _pad_rows(forced.to(self.device).float(), self.rows)
-        else:  # mu-law classes
-            self.forced = _pad_rows(forced.to(self.device).round().int(), self.rows)
+        self.inv_temperature = 1.0 / self.temperature
+        self.lpc = self.coeffs is not None
         if weight_dtype is None:
             weight_dtype = torch.float16 if self.device.type == "cuda" and not precise else torch.float32
         self.precision = "ieee" if precise else "tf32"
-        self.padded = _pad_rows(model.prepare_conditioning(mel, lengths.to(mel.device)), self.rows)
-        self.cond_weight, self.gate_bias = model.cond_weights()
-        self.phase = model.upsampler.phase_weights().float()  # (hop, 2J + 1)
-        self.weights = self._pack(weight_dtype)
-        self.chunk_frames = chunk_frames
+        self.padded = _pad_rows(self.padded, self.rows)
+        packed = pack_weights(model)
+        self.gate_bias = packed.gate_bias
+        self.weights = self._layouts(packed, weight_dtype)
+        L, G = len(model.blocks), c.gate_channels
+        self.chunk_frames = chunk_frames or max(1, min(16, CHUNK_BYTES // (self.rows * self.hop * L * G * 4)))
         if self.lpc:  # (rows, F, OP): each frame's a_1 .. a_order, zero-padded to a power of two
-            coeffs = model.lpc_coefficients(mel).float()
+            coeffs = self.coeffs.float()
             self.order = coeffs.shape[2]
             self.order_p2 = max(2, 1 << (self.order - 1).bit_length())
             coeffs = torch.nn.functional.pad(coeffs, (0, self.order_p2 - self.order))
             self.coeffs = _pad_rows(coeffs.to(self.device), self.rows)
 
-    def _pack(self, dtype: torch.dtype) -> dict:
-        """The model's weights in the kernel's layouts (see _wavenet_steps)."""
-        m, c = self.model, self.model.config
-        R, G2, S = c.residual_channels, c.gate_channels // 2, c.skip_channels
-        blocks = m.blocks
-        conv = torch.stack([b.conv.weight for b in blocks])  # (L, G, R, 2)
-        conv = conv.reshape(len(blocks), 2, G2, R, 2).permute(0, 4, 1, 3, 2)  # (L, tap, half, R, G2)
-        out = torch.stack([b.out.weight[:, :, 0] for b in blocks])  # (L, R + S, G2)
-        out_bias = torch.stack([b.out.bias for b in blocks])
-        head1, head2 = m.head[1], m.head[3]
+    def _layouts(self, w: PackedWeights, dtype: torch.dtype) -> dict:
+        """The packed weights in the kernel's layouts (see _wavenet_steps): weight matrices in
+        ``dtype``, biases float32, on the sampler's device."""
+        c = self.model.config
+        R, G2 = c.residual_channels, c.gate_channels // 2
+        L, K = w.taps.shape[:2]
         weights = {
-            "emb": m.input.weight, "wconv": conv, "wres": out[:, :R].transpose(1, 2),
-            "wskip": out[:, R:].transpose(1, 2), "wh1": head1.weight[:, :, 0].T, "wh2": head2.weight[:, :, 0].T,
+            "emb": w.embed, "wconv": w.taps.view(L, K, R, 2, G2).permute(0, 1, 3, 2, 4),  # (L, tap, half, R, G2)
+            "wres": w.out[:, :, :R], "wskip": w.out[:, :, R:], "wh1": w.head1, "wh2": w.head2,
         }
-        packed = {name: w.detach().to(self.device, dtype).contiguous() for name, w in weights.items()}
-        biases = {"bres": out_bias[:, :R], "bskip": out_bias[:, R:], "bh1": head1.bias, "bh2": head2.bias}
-        packed.update({name: b.detach().to(self.device, torch.float32).contiguous() for name, b in biases.items()})
-        packed["dec"] = mulaw_decode(torch.arange(c.mulaw_channels), c.mulaw_channels).to(self.device)
-        packed["dil"] = torch.tensor(m.dilations, dtype=torch.int32, device=self.device)
-        if m.lpc is not None:
-            packed["embp"] = m.input_pred.weight.detach().to(self.device, dtype).contiguous()
-            packed["embe"] = m.input_exc.weight.detach().to(self.device, dtype).contiguous()
+        if self.lpc:
+            weights.update(embp=w.pred_embed, embe=w.exc_embed)
+        packed = {name: m.to(self.device, dtype).contiguous() for name, m in weights.items()}
+        biases = {"bres": w.out_bias[:, :R], "bskip": w.out_bias[:, R:], "bh1": w.head1_bias, "bh2": w.head2_bias,
+                  "dec": w.decode}
+        packed.update({name: b.to(self.device, torch.float32).contiguous() for name, b in biases.items()})
+        packed["dil"] = torch.tensor(w.dilations, dtype=torch.int32, device=self.device)
         return packed
 
     def _conditioning(self, f0: int, f1: int) -> torch.Tensor:
         """Frames f0 .. f1 - 1 -> each sample's conditioning plus gate bias, (rows, samples, L, G)."""
         n_ctx = 2 * CONTEXT_FRAMES + 1
-        projected = self.model.project_frames(self.padded[:, :, f0: f1 + n_ctx - 1], self.cond_weight)
-        windows = projected.unfold(1, n_ctx, 1)  # (rows, frames, L, G, 2J + 1)
+        windows = self.projected(f0, f1).unfold(1, n_ctx, 1)  # (rows, frames, L, G, 2J + 1)
         mixed = torch.einsum("pj,bflgj->bfplg", self.phase, windows)
         rows, frames, hop, L, G = mixed.shape
-        return (mixed.reshape(rows, frames * hop, L, G) + self.gate_bias.float()).contiguous()
+        return (mixed.reshape(rows, frames * hop, L, G) + self.gate_bias).contiguous()
 
-    def run(self, progress: bool = False) -> torch.Tensor:
-        """-> audio (B, frames * hop) float32; logits of every step in ``self.logits`` if recording."""
-        from tqdm import tqdm
-
-        m, c, hop, dev, rows = self.model, self.model.config, self.hop, self.device, self.rows
-        L, R, G = len(m.blocks), c.residual_channels, c.gate_channels
-        Q = c.mulaw_channels
-        T = self.frames * hop
-        out = torch.zeros(self.B, T, device=dev)
-        self.logits = torch.zeros(self.B, T, Q, device=dev) if self.record else None
-        end = int(self.lengths.max()) * hop if self.B else 0
-        chunk = self.chunk_frames or max(1, min(16, CHUNK_BYTES // (rows * hop * L * G * 4)))
-        hist = torch.zeros(rows, L, max(m.dilations) + 1, R, device=dev)
-        prev = torch.full((rows,), int(m.initial_input), dtype=torch.int32, device=dev)
-        w = self.weights
-        lpc_args = {"LPC": False}
+    def begin(self) -> None:
+        m, c, rows, dev = self.model, self.model.config, self.rows, self.device
+        self.hist = torch.zeros(rows, len(m.blocks), max(m.dilations) + 1, c.residual_channels, device=dev)
+        self.prev = torch.full((rows,), int(m.initial_input), dtype=torch.int32, device=dev)
         if self.lpc:
-            lhist = torch.zeros(rows, self.order_p2, device=dev)
-            lexc = torch.zeros(rows, device=dev)
-            lprev = torch.full((rows,), float(m.initial_input), device=dev)
-            lpc_args = {"LPC": True, "ORDER": self.order, "OP": self.order_p2, "HOP": hop}
+            self.lhist = torch.zeros(rows, self.order_p2, device=dev)
+            self.lexc = torch.zeros(rows, device=dev)
+            self.lprev = torch.full((rows,), float(m.initial_input), device=dev)
         else:
-            lhist = lexc = lprev = prev.float()  # unused
-        bar = tqdm(total=end, unit="sample", unit_scale=True, disable=not progress, desc="wavenet")
-        for f0 in range(0, math.ceil(end / hop), chunk):
-            f1 = min(self.frames, f0 + chunk)
-            n = (f1 - f0) * hop
-            cond = self._conditioning(f0, f1)
-            draws = uniforms(self.keys, f0 * hop, n)[:, :, 0].astype(np.float32)
-            uni = _pad_rows(torch.from_numpy(draws).to(dev), rows).contiguous()
-            window = self.forced[:, f0 * hop: f1 * hop].contiguous() if self.forced is not None else None
-            forced = window if window is not None and not self.lpc else prev
-            lforced = window if window is not None and self.lpc else lprev
-            coeffs = self.coeffs[:, f0:f1].contiguous() if self.lpc else lprev
-            samples = torch.empty(rows, n, device=dev)
-            logits = torch.empty(rows, n, Q, device=dev) if self.record else samples
-            _wavenet_steps[(rows // BLOCK_B,)](
-                cond, uni, forced, samples, logits, hist, prev, w["emb"], w["dec"], w["wconv"], w["wres"], w["bres"],
-                w["wskip"], w["bskip"], w["wh1"], w["bh1"], w["wh2"], w["bh2"], w["dil"],
-                coeffs, lhist, lexc, lprev, lforced, w.get("embp", w["emb"]), w.get("embe", w["emb"]),
-                n, f0 * hop, self.inv_temperature, m.skip_scale,
-                L=L, R=R, G2=G // 2, S=c.skip_channels, Q=Q, HS=max(m.dilations) + 1, BLOCK=BLOCK_B,
-                FORCED=self.forced is not None, RECORD=self.record, PRECISION=self.precision, **lpc_args)
-            out[:, f0 * hop: f1 * hop] = samples[: self.B]
-            if self.record:
-                self.logits[:, f0 * hop: f1 * hop] = logits[: self.B]
-            bar.update(min(n, end - f0 * hop))
-        bar.close()
-        mask = torch.arange(T, device=dev)[None, :] < (self.lengths.to(dev) * hop)[:, None]
-        return out * mask
+            self.lhist = self.lexc = self.lprev = self.prev.float()  # unused
 
+    def chunk(self, f0, f1, draws, forced):
+        m, c, hop, dev, rows, w = self.model, self.model.config, self.hop, self.device, self.rows, self.weights
+        L, G, Q = len(m.blocks), c.gate_channels, c.mulaw_channels
+        n = (f1 - f0) * hop
+        cond = self._conditioning(f0, f1)
+        uni = _pad_rows(torch.from_numpy(draws[:, :, 0].astype(np.float32)).to(dev), rows).contiguous()
+        if forced is not None:  # s' values (LPC) or mu-law classes
+            forced = _pad_rows(forced if self.lpc else forced.round().int(), rows).contiguous()
+        classes = forced if forced is not None and not self.lpc else self.prev
+        values = forced if forced is not None and self.lpc else self.lprev
+        coeffs = self.coeffs[:, f0:f1].contiguous() if self.lpc else self.lprev
+        lpc_args = {"LPC": True, "ORDER": self.order, "OP": self.order_p2, "HOP": hop} if self.lpc else {"LPC": False}
+        samples = torch.empty(rows, n, device=dev)
+        logits = torch.empty(rows, n, Q, device=dev) if self.record else samples
+        _wavenet_steps[(rows // BLOCK_B,)](
+            cond, uni, classes, samples, logits, self.hist, self.prev, w["emb"], w["dec"], w["wconv"], w["wres"],
+            w["bres"], w["wskip"], w["bskip"], w["wh1"], w["bh1"], w["wh2"], w["bh2"], w["dil"],
+            coeffs, self.lhist, self.lexc, self.lprev, values, w.get("embp", w["emb"]), w.get("embe", w["emb"]),
+            n, f0 * hop, self.inv_temperature, m.skip_scale,
+            L=L, R=c.residual_channels, G2=G // 2, S=c.skip_channels, Q=Q, HS=max(m.dilations) + 1, BLOCK=BLOCK_B,
+            FORCED=forced is not None, RECORD=self.record, PRECISION=self.precision, **lpc_args)
+        return samples[: self.B], (logits[: self.B] if self.record else None)
