@@ -449,7 +449,7 @@ class WaveNet(nn.Module):
         """
         B, _, Fr = mel.shape
         L, n = len(self.blocks), 2 * CONTEXT_FRAMES + 1
-        padded = F.pad(self.upsampler.frame_features(mel), (CONTEXT_FRAMES, CONTEXT_FRAMES), mode="replicate")
+        padded = self.prepare_conditioning(mel, None)
         weight = self.cond_weights()[0].view(L, -1, self.n_mels)  # (L, G, n_mels)
         projected = torch.matmul(weight[:, None], padded[None])  # (L, B, G, F + 4)
         windows = projected.unfold(3, n, 1).permute(0, 1, 3, 4, 2).reshape(-1, n, projected.shape[2])
