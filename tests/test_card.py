@@ -30,8 +30,8 @@ def test_card_is_a_typed_view(tiny_voice):
     assert card.vocoder.config.upsample_scales == (4, 4, 4)  # a list in JSON, a tuple here
     assert card.default_vocoder == "wavenet" and len(card.acoustic.sha256) == 64
     assert card.weights("vocoder") == tiny_voice / "vocoder.safetensors"
-    assert card.vocoder_for("auto", has_vocoder=True) == "wavenet"
-    assert card.vocoder_for("auto", has_vocoder=False) == "griffinlim"
+    assert card.vocoder_for("auto", ("griffinlim", "wavenet")) == "wavenet"
+    assert card.vocoder_for("auto", ("griffinlim",)) == "griffinlim"
 
 
 @pytest.mark.parametrize(

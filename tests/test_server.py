@@ -391,6 +391,45 @@ def test_worker_drops_a_job_past_its_deadline(tiny_voice):
         worker.stop()
 
 
+def test_worker_streams_a_wavenet_sentence_chunk_by_chunk(tiny_voice, voice, monkeypatch):
+    """With the WaveNet, a sentence's audio leaves the worker as the sampler makes each chunk (here
+    16 frames), in order, and the pieces with the silence between sentences are the samples
+    `tts synth`'s render gives for the same batches."""
+    import tts.models.wavenet_fast as fast
+    from tts.server.worker import Job, Worker, job_settings
+    from tts.synth import SynthesisSettings, plan, render
+
+    monkeypatch.setattr(fast, "CHUNK_SAMPLES", 16 * HOP)
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=BATCH)
+    text = "Turning on the kitchen lights in the hall. Done."
+    worker = Worker(settings)
+    worker.start()
+    try:
+        assert worker.ready.wait(60)
+
+        async def run():
+            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=asyncio.get_running_loop(),
+                      settings=job_settings(settings, vocoder="wavenet", seed=7, speed=1.0, sentence_silence=0.3))
+            worker.submit(job)
+            events = []
+            while not events or events[-1][0] not in ("done", "error"):
+                events.append(await asyncio.wait_for(job.events.get(), 60))
+            return events
+
+        events = asyncio.run(run())
+    finally:
+        worker.stop()
+    assert events[0][0] == "planned" and events[-1][0] == "done"
+    pieces = [value for kind, value in events if kind == "audio"]
+    chunks = list(plan(voice, [text], SynthesisSettings()))
+    first, second = (render(voice, [chunk], speeds=[1.0], vocoder="wavenet", seed=7)[0].wav for chunk in chunks)
+    frames = len(first) // HOP
+    assert frames > 32  # three chunks of 16 frames at least
+    assert [len(p) for p in pieces[: -(-frames // 16)]] == [min(16, frames - f) * HOP for f in range(0, frames, 16)]
+    silence = np.zeros(round(0.3 * RATE), np.float32)
+    np.testing.assert_array_equal(np.concatenate(pieces), np.concatenate([first, silence, second]))
+
+
 def _browser():
     """A headless Chromium driven by selenium, or None with the reason."""
     try:

@@ -23,7 +23,7 @@ import numpy as np
 
 from tts.synth import (MAX_CHARS, VOCODERS, Speech, SpeechInfo, SynthesisError, SynthesisSettings, stream_audio,
                        synthesize_texts, synthesize_to_file)
-from tts.voice import Voice, VoiceError
+from tts.voice import Voice
 
 
 def _check_text(text) -> str:
@@ -38,8 +38,7 @@ class Synthesizer:
 
     def __init__(self, voice: Voice, *, vocoder: str = "auto", batch_size: int = 8, max_chars: int = MAX_CHARS):
         self.settings = SynthesisSettings(vocoder=vocoder, batch_size=batch_size, max_chars=max_chars)
-        if vocoder == "wavenet" and voice.vocoder is None:
-            raise VoiceError(f"{voice.path} has no trained vocoder; use --vocoder griffinlim")
+        voice.vocoder_named(vocoder)  # VoiceError when the voice lacks it
         self.voice = voice
 
     @classmethod

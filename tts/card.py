@@ -27,17 +27,17 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Collection, Optional, Union
 
 from tts.config import AudioConfig, ConfigError, TacotronConfig, WaveNetConfig
 from tts.errors import TTSError
+from tts.vocoders import VOCODER_NAMES
 
 CARD = "voice.json"
 DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"  # the voice shipped in the package
 CARD_FORMAT = 1
 PARTS = ("acoustic", "vocoder")
 MODEL_CONFIGS = {"acoustic": TacotronConfig, "vocoder": WaveNetConfig}
-VOCODER_CHOICES = ("wavenet", "griffinlim")
 
 
 class VoiceError(TTSError):
@@ -75,12 +75,13 @@ class VoiceCard:
     def weights(self, part: str) -> Path:
         return self.directory / getattr(self, part).file
 
-    def vocoder_for(self, choice: str, *, has_vocoder: bool) -> str:
-        """What ``choice`` ("auto", "wavenet", "griffinlim") means for this voice: auto is the card's
-        default_vocoder when that part is loaded, else Griffin-Lim."""
+    def vocoder_for(self, choice: str, available: Collection[str]) -> str:
+        """The vocoder name ``choice`` ("auto" or one of tts.vocoders.VOCODER_NAMES) means for this
+        voice, given the names of the vocoders it has loaded: auto is the card's default_vocoder when
+        that one is loaded, else Griffin-Lim (which every voice has)."""
         if choice != "auto":
             return choice
-        return "wavenet" if self.default_vocoder == "wavenet" and has_vocoder else "griffinlim"
+        return self.default_vocoder if self.default_vocoder in available else "griffinlim"
 
 
 def read_card(voice_dir: Union[str, Path]) -> dict:
@@ -168,8 +169,8 @@ def parse_card(data: dict, path: Path) -> VoiceCard:
     if parts["acoustic"] is not None and symbols is None:
         raise fail("has an acoustic part but no symbols")
     default_vocoder = data.get("default_vocoder", "wavenet")
-    if default_vocoder not in VOCODER_CHOICES:
-        raise fail(f"default_vocoder must be one of {', '.join(VOCODER_CHOICES)}, got {_shown(default_vocoder)}")
+    if default_vocoder not in VOCODER_NAMES:
+        raise fail(f"default_vocoder must be one of {', '.join(VOCODER_NAMES)}, got {_shown(default_vocoder)}")
     for key in ("metrics", "provenance"):
         if not isinstance(data.get(key, {}), dict):
             raise fail(f"{key} must be an object, got {_shown(data[key])}")

@@ -128,8 +128,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     settings = SynthesisSettings(vocoder=args.vocoder, seed=args.seed, speed=args.speed,
                                  sentence_silence=args.sentence_silence, batch_size=args.batch_size)
     voice = Voice.load(args.voice, device=args.device, vocoder=args.vocoder != "griffinlim", frontend=frontend)
-    if args.vocoder == "wavenet" and voice.vocoder is None:
-        raise UserError(f"{voice.path} has no trained vocoder; use --vocoder griffinlim")
+    voice.vocoder_named(args.vocoder)  # a vocoder the voice lacks fails here, before any work
     began = time.perf_counter()
     # The audio is written as the sentences finish, so memory does not grow with the text.
     speech = synthesize_to_file(voice, text, args.output, settings, details=bool(args.save_mel or args.save_alignment),
@@ -318,10 +317,10 @@ def _shipped_default_vocoder() -> str:
 
 def _synthesis_options(parser: argparse.ArgumentParser) -> None:
     """The options `tts synth` and `tts batch` share."""
-    from tts.synth import MAX_SEED, MAX_SILENCE, SPEED_RANGE
+    from tts.synth import MAX_SEED, MAX_SILENCE, SPEED_RANGE, VOCODERS
 
     parser.add_argument("--voice", help="voice or training run directory (default: the shipped voice)")
-    parser.add_argument("--vocoder", choices=("auto", "wavenet", "griffinlim"), default="auto",
+    parser.add_argument("--vocoder", choices=VOCODERS, default="auto",
                         help=f"auto (default): the vocoder the voice's card names as its default (the shipped "
                              f"voice names {_shipped_default_vocoder()}); wavenet when the card names none and the "
                              f"voice has one; else griffinlim")

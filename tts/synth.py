@@ -35,6 +35,7 @@ from tts.errors import TTSError
 from tts.memory import release_freed_memory
 from tts.text import sentences as _sentences
 from tts.text.sentences import split_sentences
+from tts.vocoders import VOCODER_NAMES
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +49,7 @@ __all__ = ["MAX_CHARS", "VOCODERS", "SPEED_RANGE", "MAX_SILENCE", "SynthesisErro
            "stream_audio", "synthesize_texts", "write_wav_stream", "save_mel_plot", "save_alignment_plot"]
 
 MAX_CHARS = 250
-VOCODERS = ("auto", "wavenet", "griffinlim")
+VOCODERS = ("auto",) + VOCODER_NAMES  # what a user may ask for
 SPEED_RANGE = (0.25, 4.0)
 MAX_SILENCE = 10.0  # seconds; more is surely a unit mistake (milliseconds given as seconds)
 MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit value

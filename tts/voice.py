@@ -6,6 +6,9 @@ A voice directory (a training run directory, or the default voice shipped in the
     acoustic.safetensors     Tacotron weights
     vocoder.safetensors      WaveNet weights (optional: without it, Griffin-Lim is used)
 
+A loaded Voice speaks through its vocoders (tts.vocoders): Griffin-Lim always, the WaveNet when its
+weights are loaded, chosen by name through the card's ``vocoder_for``.
+
 Loading reads JSON and safetensors only; nothing is unpickled.
 """
 
@@ -20,11 +23,11 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from tts.audio import atomic_write, mel_silence
+from tts.audio import atomic_write
 from tts.card import (CARD, CARD_FORMAT, DEFAULT_VOICE, PARTS, VoiceCard, VoiceError, load_card,  # noqa: F401
                       read_card, update_card, write_card)  # (re-exported)
 from tts.config import AudioConfig
-from tts.memory import release_freed_memory
+from tts.vocoders import VOCODER_NAMES, GriffinLimVocoder, OnAudio, Vocoder, WaveNetVocoder
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +130,10 @@ class Voice:
 
         self.card, self.acoustic, self.vocoder, self.device, self.path = card, acoustic, vocoder, device, path
         self.audio = card.acoustic.audio
+        # by name; ``vocoder`` (the WaveNet module, or None) stays reachable for training and tests
+        self.vocoders: dict[str, Vocoder] = {"griffinlim": GriffinLimVocoder(self.audio, device)}
+        if vocoder is not None:
+            self.vocoders["wavenet"] = WaveNetVocoder(vocoder, self.audio, device)
         self.symbols = SymbolTable.from_dict(card.symbols)
         self.frontend = frontend or Frontend()
 
@@ -207,47 +214,23 @@ class Voice:
             })
         return results
 
+    def vocoder_named(self, choice: str = "auto") -> Vocoder:
+        """The vocoder ``choice`` ("auto" or a name in tts.vocoders.VOCODER_NAMES) means for this
+        voice (``VoiceCard.vocoder_for``); VoiceError when it names one the voice has not loaded."""
+        name = self.card.vocoder_for(choice, self.vocoders)
+        if name not in self.vocoders:
+            if name not in VOCODER_NAMES:
+                raise VoiceError(f"unknown vocoder {name!r}; use auto, {', '.join(VOCODER_NAMES)}")
+            raise VoiceError(f"{self.path} has no trained vocoder ({name}); use --vocoder griffinlim")
+        return self.vocoders[name]
+
     @torch.no_grad()
     def vocode(self, mels: Sequence[torch.Tensor], *, vocoder: str = "auto", seed: Optional[int] = None,
-               progress: bool = False) -> list[np.ndarray]:
-        """Mels (n_mels, T_i) -> waveforms (T_i * hop,) float32 in [-1, 1]."""
-        # auto: the card's default_vocoder (an under-trained WaveNet may measure worse than
-        # Griffin-Lim), and Griffin-Lim when the voice's WaveNet is not loaded.
-        vocoder = self.card.vocoder_for(vocoder, has_vocoder=self.vocoder is not None)
-        if vocoder == "griffinlim":
-            wavs = []
-            for mel in mels:  # one chunk at a time, so the heap is trimmed between them (tts/memory.py)
-                wavs.append(self._griffin_lim(mel, seed))
-                release_freed_memory()
-            return wavs
-        if vocoder != "wavenet":
-            raise VoiceError(f"unknown vocoder {vocoder!r}; use wavenet or griffinlim")
-        if self.vocoder is None:
-            raise VoiceError(f"{self.path} has no trained vocoder; use --vocoder griffinlim")
-        lengths = torch.tensor([mel.shape[1] for mel in mels])
-        batch = torch.full((len(mels), self.audio.n_mels, int(lengths.max())), mel_silence(self.audio),
-                           device=self.device)
-        for i, mel in enumerate(mels):
-            batch[i, :, : mel.shape[1]] = mel
-        wav = self.vocoder.generate(batch, lengths.to(self.device), seed=seed, progress=progress)
-        hop = self.audio.hop_length
-        return [wav[i, : int(lengths[i]) * hop].float().cpu().numpy() for i in range(len(mels))]
-
-    def _griffin_lim(self, mel: torch.Tensor, seed: Optional[int]) -> np.ndarray:
-        """(n_mels, T) -> (T * hop,) float32, like the vocoder. The mel is padded with silence to
-        cover one FFT window (a 1-frame mel has no inverse STFT), and Griffin-Lim's random initial
-        phase is drawn from ``seed`` by its own generator: the caller's random state is untouched, and
-        two threads may vocode at once."""
-        from tts.audio import griffin_lim
-
-        frames, hop = mel.shape[1], self.audio.hop_length
-        needed = max(frames, self.audio.n_fft // hop + 2)
-        padded = torch.nn.functional.pad(mel.float(), (0, needed - frames), value=mel_silence(self.audio))
-        generator = torch.Generator(device=self.device).manual_seed(0 if seed is None else seed)
-        wav = griffin_lim(padded, self.audio, generator=generator).cpu().numpy().astype(np.float32)
-        out = np.zeros(frames * hop, dtype=np.float32)
-        out[: min(len(wav), len(out))] = wav[: len(out)]
-        return out
+               progress: bool = False, on_audio: Optional[OnAudio] = None) -> list[np.ndarray]:
+        """Mels (n_mels, T_i) -> waveforms (T_i * hop,) float32 in [-1, 1], through ``vocoder_named(vocoder)``
+        (auto: the card's default_vocoder, which an under-trained WaveNet may not be). ``on_audio(i, piece)``
+        streams each waveform's pieces as they are made (tts.vocoders)."""
+        return self.vocoder_named(vocoder).vocode(mels, seed=seed, progress=progress, on_audio=on_audio)
 
     def synthesize(self, texts: Sequence[str], *, vocoder: str = "auto", seed: Optional[int] = None,
                    progress: bool = False) -> list[np.ndarray]:

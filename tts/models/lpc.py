@@ -54,6 +54,24 @@ def deemphasis(audio: torch.Tensor, alpha: float) -> torch.Tensor:
     return AF.lfilter(x, a, b, clamp=False)
 
 
+class Deemphasis:
+    """``deemphasis`` over consecutive chunks (B, n) of one signal: the filter's last output is
+    carried over, so the chunks' outputs are the values one call on the whole signal gives."""
+
+    def __init__(self, alpha: float):
+        self.alpha, self.last = alpha, None
+
+    def __call__(self, chunk: torch.Tensor) -> torch.Tensor:
+        if self.alpha == 0 or chunk.shape[-1] == 0:
+            return chunk.float()
+        if self.last is None:
+            out = deemphasis(chunk, self.alpha)
+        else:  # the previous output as the first input: with zero state before it, it is its own output
+            out = deemphasis(torch.cat([self.last, chunk.float()], dim=-1), self.alpha)[..., 1:]
+        self.last = out[..., -1:]
+        return out
+
+
 def levinson_durbin(r: torch.Tensor, order: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Autocorrelation r (..., order + 1) -> (a (..., order) with A(z) = 1 + sum a_k z^-k,
     reflection coefficients (..., order)), each reflection coefficient clamped to

@@ -9,8 +9,9 @@ never import tts.models.wavenet: they are handed a WaveNet and read its modules,
 
 The contract, the same on every backend:
 - ``Sampler(model, mel (B, n_mels, F), lengths (B,) frames, temperature=, seed=, forced=, record=)``;
-- ``run(progress)`` -> (B, F * hop) float32 on ``device``, zero past each lengths[b] * hop: mu-law
-  or mixture samples for a plain model, s' (pre-emphasised, before ``WaveNet.finish``) for LPC;
+- ``run(progress, on_chunk)`` -> (B, F * hop) float32 on ``device``, zero past each lengths[b] * hop:
+  mu-law or mixture samples for a plain model, s' (pre-emphasised, before ``WaveNet.finish``) for
+  LPC; ``on_chunk(t0, samples)`` sees each chunk as it is made (streaming);
 - draw j in {0, 1} of sample t of utterance b is ``uniforms(stream_keys(seed, B), t, 1)[b, 0, j]``,
   so a seed gives the same samples whatever the backend, batch split, chunking or thread count;
 - ``forced`` (B, T): the values fed back after each step instead of the drawn ones (mu-law classes
@@ -21,7 +22,7 @@ The contract, the same on every backend:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
 import torch
@@ -90,10 +91,11 @@ def uniforms(keys: np.ndarray, t0: int, n: int) -> np.ndarray:
 # The skeleton of a run
 
 
-def zero_past(samples: torch.Tensor, lengths: torch.Tensor, hop: int) -> torch.Tensor:
-    """samples (B, T), lengths (B,) in frames -> samples with everything from lengths[b] * hop on zeroed."""
-    T = samples.shape[1]
-    keep = torch.arange(T, device=samples.device)[None, :] < (lengths.to(samples.device) * hop)[:, None]
+def zero_past(samples: torch.Tensor, lengths: torch.Tensor, hop: int, t0: int = 0) -> torch.Tensor:
+    """samples (B, n) of sample indices t0 .. t0 + n - 1, lengths (B,) in frames -> samples with
+    every index from lengths[b] * hop on zeroed."""
+    n = samples.shape[1]
+    keep = (t0 + torch.arange(n, device=samples.device))[None, :] < (lengths.to(samples.device) * hop)[:, None]
     return samples * keep
 
 
@@ -146,9 +148,12 @@ class Sampler:
         raise NotImplementedError
 
     @torch.no_grad()
-    def run(self, progress: bool = False) -> torch.Tensor:
+    def run(self, progress: bool = False,
+            on_chunk: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
         """-> (B, frames * hop) float32 on ``device``, zero past each length; with ``record``, every
-        step's output in ``logits`` (B, frames * hop, out_channels)."""
+        step's output in ``logits`` (B, frames * hop, out_channels). ``on_chunk(t0, samples)`` gets
+        each chunk as it is made: samples (B, n) of indices t0 .. t0 + n - 1, already zero past each
+        length (what ``run`` returns there), chunks in order, the last ending at the longest length."""
         from tqdm import tqdm
 
         hop, T = self.hop, self.frames * self.hop
@@ -162,11 +167,14 @@ class Sampler:
                 t0, t1 = f0 * hop, f1 * hop
                 forced = self.forced[:, t0:t1] if self.forced is not None else None
                 samples, logits = self.chunk(f0, f1, uniforms(self.keys, t0, t1 - t0), forced)
+                samples = zero_past(samples.to(self.device), self.lengths, hop, t0)
                 out[:, t0:t1] = samples
+                if on_chunk is not None:
+                    on_chunk(t0, samples)
                 if self.record:
                     self.logits[:, t0:t1] = logits
                 bar.update(min(t1, end) - t0)
-        return zero_past(out, self.lengths, hop)
+        return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tts.config import AudioConfig, WaveNetConfig
-from tts.models.lpc import LPCAnalysis, deemphasis, predict, preemphasis
+from tts.models.lpc import Deemphasis, LPCAnalysis, predict, preemphasis
 from tts.models.sampling import CONTEXT_FRAMES, LOG_SCALE_MIN, Sampler, mulaw_decode, mulaw_encode, zero_past
 
 log = logging.getLogger(__name__)
@@ -500,9 +500,12 @@ class WaveNet(nn.Module):
 
     @torch.no_grad()
     def generate(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None, *, temperature: float = 1.0,
-                 seed: Optional[int] = None, backend: str = "auto", progress: bool = False) -> torch.Tensor:
+                 seed: Optional[int] = None, backend: str = "auto", progress: bool = False,
+                 on_chunk: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
         """Sample audio: mel (B, n_mels, F), lengths (B,) in frames (None: all F) -> (B, F * hop)
         float32 on mel's device; samples past each utterance's lengths * hop are zero.
+        ``on_chunk(t0, audio)`` receives the finished waveforms chunk by chunk as they are sampled:
+        audio (B, n) of sample indices t0 .. t0 + n - 1, the same values the returned tensor holds there.
 
         backend "fast": the Numba CPU kernel (tts.models.wavenet_fast); "torch": cached incremental
         generation with torch ops (any device; CUDA-graph captured on CUDA); "triton": the persistent
@@ -526,15 +529,36 @@ class WaveNet(nn.Module):
         if backend == "auto":
             backend = "fast" if mel.device.type == "cpu" else "torch"
         sampler = sampler_class(backend)(self, mel, lengths, temperature=temperature, seed=seed)
-        return self.finish(sampler.run(progress=progress).to(mel.device), lengths)
+        out = torch.zeros(B, frames * self.hop_length, device=mel.device)
+        finish = self.finisher(lengths)
+
+        def chunk(t0: int, samples: torch.Tensor) -> None:
+            audio = finish(t0, samples.to(mel.device))
+            out[:, t0: t0 + audio.shape[1]] = audio
+            if on_chunk is not None:
+                on_chunk(t0, audio)
+
+        sampler.run(progress=progress, on_chunk=chunk)
+        return out
 
     def finish(self, samples: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """A sampler's output (B, T) -> waveforms (B, T): de-emphasised and clipped to [-1, 1] for
         an LPC model (the samplers produce s'), zero past each utterance's lengths * hop (again:
         de-emphasis rings on past the end)."""
-        if self.lpc is not None:
-            samples = deemphasis(samples, self.config.preemphasis).clamp(-1.0, 1.0)
-        return zero_past(samples, lengths, self.hop_length)
+        return self.finisher(lengths)(0, samples)
+
+    def finisher(self, lengths: torch.Tensor) -> Callable[[int, torch.Tensor], torch.Tensor]:
+        """``finish`` over consecutive chunks: ``f(t0, samples (B, n))`` for t0 = 0, n0, n0 + n1, ...
+        gives what ``finish`` gives on the whole signal at those indices (the de-emphasis filter's
+        state is carried from chunk to chunk)."""
+        filtered = Deemphasis(self.config.preemphasis) if self.lpc is not None else None
+
+        def finish(t0: int, samples: torch.Tensor) -> torch.Tensor:
+            if filtered is not None:
+                samples = filtered(samples).clamp(-1.0, 1.0)
+            return zero_past(samples, lengths, self.hop_length, t0)
+
+        return finish
 
 
 def sampler_class(backend: str) -> type[Sampler]:

@@ -377,9 +377,9 @@ class FastSampler(Sampler):
         self.q_len = (K - 1) * self.dilation
         self.q_off = np.concatenate([[0], np.cumsum(self.q_len)[:-1]]).astype(np.int64)
 
-    def run(self, progress: bool = False) -> torch.Tensor:
+    def run(self, progress: bool = False, on_chunk=None) -> torch.Tensor:
         with _kernel_threads():  # from the first Numba call, which starts its thread pool
-            return super().run(progress)
+            return super().run(progress, on_chunk)
 
     def begin(self) -> None:
         B, R = self.B, self.model.config.residual_channels

@@ -28,7 +28,7 @@ from tts.errors import TTSError
 from tts.server import audio
 from tts.server.settings import ServerSettings
 from tts.server.worker import Job, RequestTimeout, ServerBusy, Worker, job_settings
-from tts.synth import SPEED_RANGE
+from tts.synth import SPEED_RANGE, VOCODERS
 
 log = logging.getLogger(__name__)
 
@@ -85,14 +85,6 @@ def _number(name: str, value, low: float, high: float) -> float:
     return float(value)
 
 
-def _auto_vocoder(voice) -> str:
-    """What vocoder "auto" means for ``voice`` (a typed card answers it; an older dict card is read)."""
-    card, has_vocoder = voice.card, voice.vocoder is not None
-    if hasattr(card, "vocoder_for"):
-        return card.vocoder_for("auto", has_vocoder=has_vocoder)
-    return "wavenet" if card.get("default_vocoder", "wavenet") == "wavenet" and has_vocoder else "griffinlim"
-
-
 class Service:
     """What the endpoints and the Wyoming handler share: checking a request and running its job."""
 
@@ -104,8 +96,8 @@ class Service:
 
     def describe_voices(self) -> list[dict]:
         return [{"name": name, "sample_rate": voice.sample_rate, "language": "en-US",
-                 "vocoders": ["griffinlim"] + (["wavenet"] if voice.vocoder is not None else []),
-                 "default_vocoder": _auto_vocoder(voice),
+                 "vocoders": sorted(voice.vocoders),
+                 "default_vocoder": voice.vocoder_named("auto").name,
                  "formats": audio.available(voice.sample_rate)}
                 for name, voice in self.worker.voices.items()]
 
@@ -134,10 +126,10 @@ class Service:
             raise RequestError(f"the text is {len(text)} characters; this server takes at most "
                                f"{self.settings.max_text}", param="input")
         name = self.resolve_voice(voice)
-        if vocoder is not None and vocoder not in ("auto", "wavenet", "griffinlim"):
-            raise RequestError(f"unknown vocoder {vocoder!r}; use auto, wavenet or griffinlim", param="vocoder")
-        if vocoder == "wavenet" and self.worker.voices[name].vocoder is None:
-            raise RequestError(f"voice {name!r} has no WaveNet; use vocoder griffinlim", param="vocoder")
+        if vocoder is not None and vocoder not in VOCODERS:
+            raise RequestError(f"unknown vocoder {vocoder!r}; use {', '.join(VOCODERS)}", param="vocoder")
+        if vocoder is not None and vocoder not in ("auto", *self.worker.voices[name].vocoders):
+            raise RequestError(f"voice {name!r} has no {vocoder} vocoder; use vocoder griffinlim", param="vocoder")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             raise RequestError(f"seed must be an integer between 0 and {2**63 - 1}, got {seed!r}", param="seed")
         speed = _number("speed", speed, *SPEED_RANGE)

@@ -6,8 +6,10 @@ voice's frontend), builds batches and runs Tacotron (and the per-sentence speed 
 vocoder threads turn each finished batch into audio while the acoustic thread already runs the
 next batch's Tacotron. Nothing else calls a model: torch's thread settings and the Numba WaveNet
 kernel's threads are process-wide (set once in tts.server.run). Griffin-Lim vocodes each sentence
-on its own (its samples depend on nothing else in the batch), so the vocoder threads share a
-batch's sentences; a WaveNet batch is one call (its draws span the batch), one at a time.
+on its own (its samples depend on nothing else in the batch: ``Vocoder.per_item``), so the vocoder
+threads share a batch's sentences; a WaveNet batch is one call (its draws span the batch), one at a
+time, and each sentence's audio is handed out chunk by chunk as the sampler makes it, so the first
+audio of a request leaves after the first few frames of its first sentence.
 
 Batching: each job contributes 1 chunk to its first batch, 2 to its second, 4 to its third and so
 on (up to the batch size), so its first audio comes after one sentence while a long text still
@@ -17,7 +19,7 @@ acoustic thread builds the next batch from the requests that arrived meanwhile.
 
 Results go back to the job's asyncio queue through ``loop.call_soon_threadsafe``, in order: one
 ("planned", sentences) or ("error", exception), then ("audio", float32 samples) per piece
-(silences included), then ("done", seconds). A cancelled job (client gone) or one past its deadline
+(silences included; a WaveNet sentence in several pieces), then ("done", seconds). A cancelled job (client gone) or one past its deadline
 is dropped before its next batch, and its sentences still waiting for Griffin-Lim are skipped.
 """
 
@@ -42,6 +44,7 @@ from tts.synth import Chunk, SynthesisSettings, change_speed, split_text
 log = logging.getLogger(__name__)
 
 AHEAD = 2  # batches through Tacotron and not yet vocoded; bounds memory and keeps batches fresh
+_NOTHING = np.zeros(0, dtype=np.float32)  # the end of a chunk whose audio came in pieces
 
 
 class ServerBusy(TTSError):
@@ -63,8 +66,10 @@ class Job:
         self.next = 0  # the first chunk not yet given to a batch
         self.batches = 0
         self.samples = 0
-        self.emitted = 0  # chunks whose audio has been handed out
-        self.ready: dict[int, np.ndarray] = {}  # vocoded chunks waiting for an earlier one
+        self.emitted = 0  # chunks whose audio has all been handed out
+        self.ready: dict[int, list[np.ndarray]] = {}  # audio of chunks not yet handed out, by position
+        self.complete: set[int] = set()  # positions in ``ready`` whose audio is all there
+        self.begun = False  # the silence before chunk ``emitted`` has been handed out
         self.cancelled = False
         self.arrived = time.monotonic()
 
@@ -85,7 +90,7 @@ class _Batch:
     """Chunks through Tacotron, waiting for the vocoder: ``mels[i]`` (n_mels, T_i) is ``items[i]``'s."""
 
     voice: object
-    vocoder: str  # "griffinlim" or "wavenet", resolved from the request's choice
+    vocoder: object  # a tts.vocoders.Vocoder of ``voice``, resolved from the request's choice
     seed: Optional[int]
     items: list  # (Job, Chunk)
     mels: list
@@ -109,7 +114,7 @@ class Worker:
         self._emit_lock = threading.Lock()  # job.ready / emitted / samples, batch.left, _open
         self._ahead = threading.Semaphore(AHEAD)
         self._tasks: queue.Queue = queue.Queue()  # (batch, item indices) or None to stop
-        self._wavenet = threading.Lock()  # the Numba kernel runs one batch at a time
+        self._whole = threading.Lock()  # a vocoder that is not per_item (the WaveNet) runs one batch at a time
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="tts-acoustic", daemon=True)
         self._vocoders = [threading.Thread(target=self._vocode_loop, name=f"tts-vocoder-{n}", daemon=True)
@@ -278,7 +283,7 @@ class Worker:
         try:
             # the first half of tts.synth.render (the second is _vocode): the same calls, so a
             # batch gives the samples `tts synth` gives for it
-            vocoder = voice.card.vocoder_for(key[1], has_vocoder=voice.vocoder is not None)
+            vocoder = voice.vocoder_named(key[1])
             outputs = voice.mels_from_ids([chunk.ids for _, chunk in items], seed=key[2])
             mels = [change_speed(out["mel"], job.settings.speed) for out, (job, _) in zip(outputs, items)]
         except Exception as err:  # noqa: BLE001 - a TTSError is the requests' own mistake (a vocoder this
@@ -295,7 +300,7 @@ class Worker:
             self.metrics.sentences.inc(len(items))
         batch = _Batch(voice=voice, vocoder=vocoder, seed=key[2], items=items, mels=mels, left=len(items),
                        began=began)
-        if vocoder == "griffinlim":  # one sentence per task: the vocoder threads share the batch
+        if vocoder.per_item:  # one sentence per task: the vocoder threads share the batch
             for i in range(len(items)):
                 self._tasks.put((batch, [i]))
         else:
@@ -333,16 +338,22 @@ class Worker:
             self._close(batch.items[i][0])
         if live:
             cpu = time.thread_time()
-            if batch.vocoder == "griffinlim":
-                wavs = batch.voice.vocode([batch.mels[i] for i in live], vocoder="griffinlim", seed=batch.seed)
+            if batch.vocoder.per_item:
+                wavs = batch.vocoder.vocode([batch.mels[i] for i in live], seed=batch.seed)
+                for i, wav in zip(live, wavs):
+                    self._deliver(*batch.items[i], wav)
             else:
                 live = indices
-                with self._wavenet:
-                    wavs = batch.voice.vocode([batch.mels[i] for i in live], vocoder=batch.vocoder, seed=batch.seed)
+
+                def piece(k: int, wav: np.ndarray) -> None:  # streamed as the sampler makes it
+                    self._deliver(*batch.items[live[k]], wav, complete=False)
+
+                with self._whole:
+                    batch.vocoder.vocode([batch.mels[i] for i in live], seed=batch.seed, on_audio=piece)
+                for i in live:
+                    self._deliver(*batch.items[i], _NOTHING)
             if self.metrics is not None:
                 self.metrics.stage_cpu.labels("vocoder").inc(time.thread_time() - cpu)
-            for i, wav in zip(live, wavs):
-                self._deliver(*batch.items[i], wav)
         self._settle(batch, len(indices))
 
     def _settle(self, batch: _Batch, count: int) -> None:
@@ -357,26 +368,41 @@ class Worker:
             self._ahead.release()
             self._gauge()
 
-    def _deliver(self, job: Job, chunk: Chunk, wav: np.ndarray) -> None:
-        """A chunk's audio: handed out once every earlier chunk of its job has been."""
+    def _deliver(self, job: Job, chunk: Chunk, wav: np.ndarray, *, complete: bool = True) -> None:
+        """Audio of a chunk (all of it, or with ``complete=False`` the next piece of it): handed out
+        once every earlier chunk of its job has been, pieces in the order they came."""
         rate = self.voices[job.voice].sample_rate
         with self._emit_lock:
             if job.cancelled or job not in self._open:
                 self._open.discard(job)
                 return
-            job.ready[chunk.position] = wav
+            job.ready.setdefault(chunk.position, []).append(wav)
+            if complete:
+                job.complete.add(chunk.position)
             while job.emitted in job.ready:
-                piece = job.ready.pop(job.emitted)
-                if job.emitted and job.settings.sentence_silence > 0:
-                    gap = np.zeros(round(job.settings.sentence_silence * rate), dtype=np.float32)
-                    job.emit("audio", gap)
-                    job.samples += len(gap)
-                job.emit("audio", piece)
-                job.samples += len(piece)
+                position = job.emitted
+                if not job.begun:
+                    job.begun = True
+                    if position and job.settings.sentence_silence > 0:
+                        self._hand_out(job, np.zeros(round(job.settings.sentence_silence * rate), dtype=np.float32))
+                for piece in job.ready[position]:
+                    self._hand_out(job, piece)
+                job.ready[position].clear()
+                if position not in job.complete:
+                    break
+                del job.ready[position]
+                job.complete.discard(position)
                 job.emitted += 1
+                job.begun = False
             if job.emitted == len(job.chunks):
                 job.emit("done", job.samples / rate)
                 self._open.discard(job)
+
+    @staticmethod
+    def _hand_out(job: Job, piece: np.ndarray) -> None:
+        if len(piece):
+            job.emit("audio", piece)
+            job.samples += len(piece)
 
     def _fail(self, job: Job, error: Exception) -> None:
         """Ends a job with an error (before its first audio a 4xx/5xx, after it an early end)."""
