@@ -430,6 +430,33 @@ def test_worker_streams_a_wavenet_sentence_chunk_by_chunk(tiny_voice, voice, mon
     np.testing.assert_array_equal(np.concatenate(pieces), np.concatenate([first, silence, second]))
 
 
+def test_a_new_requests_first_sentence_goes_first(tiny_voice):
+    """A batch takes the first sentence of a request with no audio yet before an older request's
+    later sentences, and the vocoder threads take it first too."""
+    from tts.server.worker import Job, Worker, job_settings
+
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=2, vocoder="griffinlim")
+    worker = Worker(settings)
+    worker._load()  # no threads: the batch is built here and its tasks stay in the queue
+    loop = asyncio.new_event_loop()
+    try:
+        def planned(text):
+            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=loop,
+                      settings=job_settings(settings, vocoder="griffinlim", seed=1, speed=1.0, sentence_silence=0.3))
+            worker._plan(job)
+            return job
+
+        old = planned("One here. Two here. Three here. Four here.")
+        old.next, old.batches = 1, 1  # its first sentence went out in an earlier batch
+        new = planned("Five here. Six here.")
+        assert worker._step()
+        tasks = sorted(worker._tasks.get_nowait() for _ in range(2))
+        assert worker._tasks.empty()
+        assert [(batch.items[i][0], batch.items[i][1].position) for _, _, batch, (i,) in tasks] == [(new, 0), (old, 1)]
+    finally:
+        loop.close()
+
+
 def _browser():
     """A headless Chromium driven by selenium, or None with the reason."""
     try:

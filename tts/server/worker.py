@@ -13,7 +13,9 @@ audio of a request leaves after the first few frames of its first sentence.
 
 Batching: each job contributes 1 chunk to its first batch, 2 to its second, 4 to its third and so
 on (up to the batch size), so its first audio comes after one sentence while a long text still
-reaches full batches. Jobs share a batch only when they share voice, vocoder and seed (one seed
+reaches full batches. First sentences go first: a batch takes the jobs that have no audio yet
+before the others' later sentences, and the vocoder threads take a batch's first sentences before
+anything else waiting, so under load a new request is not queued behind the rest of older ones. Jobs share a batch only when they share voice, vocoder and seed (one seed
 drives a batch's draws); speeds may differ. At most ``AHEAD`` batches wait for the vocoder, so the
 acoustic thread builds the next batch from the requests that arrived meanwhile.
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import logging
 import queue
 import threading
@@ -113,7 +116,9 @@ class Worker:
         self._cond = threading.Condition()
         self._emit_lock = threading.Lock()  # job.ready / emitted / samples, batch.left, _open
         self._ahead = threading.Semaphore(AHEAD)
-        self._tasks: queue.Queue = queue.Queue()  # (batch, item indices) or None to stop
+        # (rank, order, batch, item indices), rank 0 for a job's first chunk, 1 otherwise; (2, ...) stops
+        self._tasks: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
         self._whole = threading.Lock()  # a vocoder that is not per_item (the WaveNet) runs one batch at a time
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="tts-acoustic", daemon=True)
@@ -129,7 +134,7 @@ class Worker:
             self._cond.notify()
         self._thread.join(timeout=10)
         for _ in self._vocoders:
-            self._tasks.put(None)
+            self._tasks.put((2, next(self._order), None, None))
         for thread in self._vocoders:
             if thread.is_alive():
                 thread.join(timeout=10)
@@ -267,7 +272,7 @@ class Worker:
         with the same key; then handed to the vocoder threads. False when nothing was handed over."""
         key = self._active[0].key
         items: list[tuple[Job, Chunk]] = []
-        for job in self._active:
+        for job in sorted(self._active, key=lambda job: job.batches > 0):  # stable: arrival order within each
             if job.key != key:
                 continue
             room = self.settings.batch_size - len(items)
@@ -301,20 +306,20 @@ class Worker:
         batch = _Batch(voice=voice, vocoder=vocoder, seed=key[2], items=items, mels=mels, left=len(items),
                        began=began)
         if vocoder.per_item:  # one sentence per task: the vocoder threads share the batch
-            for i in range(len(items)):
-                self._tasks.put((batch, [i]))
+            for i, (_, chunk) in enumerate(items):
+                self._tasks.put((int(chunk.position > 0), next(self._order), batch, [i]))
         else:
-            self._tasks.put((batch, list(range(len(items)))))
+            first = any(chunk.position == 0 for _, chunk in items)
+            self._tasks.put((int(not first), next(self._order), batch, list(range(len(items)))))
         return True
 
     # --- the vocoder threads ----------------------------------------------------------------------
 
     def _vocode_loop(self) -> None:
         while True:
-            task = self._tasks.get()
-            if task is None:
+            _, _, batch, indices = self._tasks.get()
+            if batch is None:
                 return
-            batch, indices = task
             try:
                 self._vocode(batch, indices)
             except Exception as err:  # noqa: BLE001 - a bug in one batch must not take the server down
