@@ -50,9 +50,12 @@ def test_missing_extra_is_a_tts_error_naming_the_extra():
 
 @without_nemo
 @pytest.mark.parametrize("argv", [["phonemize", "--normalizer", "nemo", "Hello."],
-                                  ["synth", "Hello.", "-o", "out.wav", "--normalizer", "nemo"]])
+                                  ["synth", "Hello.", "-o", "out.wav", "--normalizer", "nemo"],
+                                  ["batch", "in.txt", "-o", "out", "--normalizer", "nemo"],
+                                  ["serve", "--port", "0", "--normalizer", "nemo"]])
 def test_missing_extra_is_one_line_and_exit_1(capsys, tmp_path, monkeypatch, argv):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.txt").write_text("Hello.\n")
     assert main(argv) == 1
     captured = capsys.readouterr()
     assert captured.err.strip().count("\n") == 0 and "Traceback" not in captured.err

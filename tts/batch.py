@@ -67,6 +67,7 @@ class BatchSettings(SynthesisSettings):
     voice: Optional[str] = None  # voice or run directory; None: the default voice
     device: Optional[str] = None  # None: cuda:LOCAL_RANK when CUDA is there, else cpu
     progress: bool = True
+    normalizer: str = "builtin"  # tts.text.Frontend's: builtin or nemo
 
     @property
     def synthesis(self) -> SynthesisSettings:
@@ -303,7 +304,8 @@ def run_process(items: Sequence[BatchItem], outdir: Path, settings: BatchSetting
     """Load the voice in this process and run its share."""
     from tts.api import Synthesizer
 
-    voice = Synthesizer.load(settings.voice, device=device, vocoder=settings.vocoder).voice
+    voice = Synthesizer.load(settings.voice, device=device, vocoder=settings.vocoder,
+                             normalizer=settings.normalizer).voice
     return run_batch(voice, items, outdir, settings, rank=rank, world=world)
 
 
@@ -333,7 +335,8 @@ def run_devices(items: Sequence[BatchItem], outdir: Path, settings: BatchSetting
                                                     "or add --device cpu for N CPU processes)"))
     from tts.api import Synthesizer
 
-    Synthesizer.load(settings.voice, device="cpu", vocoder=settings.vocoder)  # a bad voice fails here, once
+    Synthesizer.load(settings.voice, device="cpu", vocoder=settings.vocoder,  # a bad voice fails here, once
+                     normalizer=settings.normalizer)
     try:
         mp.spawn(_spawned, args=(list(items), Path(outdir), settings, devices), nprocs=devices, join=True)
     except (mp.ProcessRaisedException, mp.ProcessExitedException) as err:  # the message ends with the cause

@@ -153,7 +153,12 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tts.server import ServerSettings, serve
 
-    serve(ServerSettings.from_args(args))
+    settings = ServerSettings.from_args(args)
+    if settings.normalizer == "nemo":  # before the server starts, not as a voice that failed to load
+        from tts.text.nemo import require
+
+        require()
+    serve(settings)
     return 0
 
 
@@ -220,7 +225,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     outdir = batch.prepare_outdir(args.output)
     settings = batch.BatchSettings(voice=args.voice, vocoder=args.vocoder, device=args.device, seed=args.seed,
                                    batch_size=args.batch_size, sentence_silence=args.sentence_silence,
-                                   speed=args.speed, progress=not args.quiet)
+                                   speed=args.speed, progress=not args.quiet, normalizer=args.normalizer)
     rank, world, local_rank = batch.launcher_rank()
     if world > 1 and args.devices > 1:
         raise UserError(f"--devices {args.devices} starts its own processes; under a launcher (WORLD_SIZE={world}) "
@@ -385,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument("input", help="a .txt, .csv (id|text) or .jsonl file")
     batch.add_argument("-o", "--output", required=True, help="output directory")
     _synthesis_options(batch)
+    _normalizer_option(batch)
     batch.add_argument("--devices", type=_ranged(int, 1), default=1,
                        help="spread the items over this many GPUs (one process each); under torchrun leave it out")
     batch.set_defaults(func=cmd_batch)

@@ -15,6 +15,9 @@ from urllib.parse import urlparse
 
 from tts.errors import TTSError
 from tts.synth import MAX_CHARS, VOCODERS
+from tts.text.frontend import Frontend
+
+NORMALIZERS = Frontend.NORMALIZERS
 
 DEFAULT_PORT = 5002
 DEFAULT_WYOMING_PORT = 10200
@@ -46,6 +49,7 @@ class ServerSettings:
     insecure: bool = False
     device: Optional[str] = None
     vocoder: str = "auto"  # a request's vocoder when it names none
+    normalizer: str = "builtin"  # tts.text.Frontend's: builtin or nemo
     batch_size: int = 8  # chunks per model call, across requests
     batch_wait: float = 0.005  # seconds the worker waits for more requests to fill a batch
     vocoder_threads: int = max(1, min(8, os.cpu_count() or 1))  # beside the one acoustic thread
@@ -69,6 +73,8 @@ class ServerSettings:
                                   f"binding it beyond this machine needs --insecure")
         if self.vocoder not in VOCODERS:
             raise ServerError(f"unknown vocoder {self.vocoder!r}; use {', '.join(VOCODERS)}")
+        if self.normalizer not in NORMALIZERS:
+            raise ServerError(f"unknown normalizer {self.normalizer!r}; use {', '.join(NORMALIZERS)}")
         for name, value, low in (("--batch-size", self.batch_size, 1), ("--max-text", self.max_text, 1),
                                  ("--max-queue", self.max_queue, 1), ("--max-chars", self.max_chars, 20),
                                  ("--vocoder-threads", self.vocoder_threads, 1),
@@ -86,6 +92,7 @@ class ServerSettings:
     def from_args(cls, args: argparse.Namespace) -> "ServerSettings":
         return cls(voices=tuple(args.voice or ()), host=args.host, port=args.port, wyoming=args.wyoming,
                    api_key=args.api_key, insecure=args.insecure, device=args.device, vocoder=args.vocoder,
+                   normalizer=args.normalizer,
                    batch_size=args.batch_size, batch_wait=args.batch_wait_ms / 1000.0,
                    vocoder_threads=cls.vocoder_threads if args.vocoder_threads is None else args.vocoder_threads,
                    torch_threads=args.torch_threads,
@@ -115,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     parser.add_argument("--vocoder", choices=VOCODERS, default="auto",
                         help="vocoder of requests that name none (auto: the voice card's preference)")
+    parser.add_argument("--normalizer", choices=NORMALIZERS, default="builtin",
+                        help="how written forms are read: builtin (default) or nemo (NVIDIA NeMo's grammars; "
+                             "pip install \"tts[nemo]\"; docs/frontend.md)")
     parser.add_argument("--batch-size", type=int, default=8, help="sentences per model call, across requests (default 8)")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0,
                         help="how long the worker waits for more sentences to fill a batch (default 5)")

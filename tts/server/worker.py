@@ -216,7 +216,8 @@ class Worker:
         from tts.text import Frontend
         from tts.voice import DEFAULT_VOICE, Voice
 
-        frontend = Frontend()
+        frontend = Frontend(normalizer=self.settings.normalizer)
+        frontend.normalize("Ready.")  # a missing extra fails here, at start-up, and NeMo's grammars load now
         paths = [Path(p) for p in self.settings.voices] or [DEFAULT_VOICE]
         for path in paths:
             name = "default" if path == DEFAULT_VOICE else path.resolve().name

@@ -45,6 +45,19 @@ class NemoUnavailableError(TTSError):
     """The nemo normalizer was asked for but nemo-text-processing is not installed."""
 
 
+UNAVAILABLE = ("the nemo normalizer needs nemo-text-processing: pip install \"tts[nemo]\" "
+               "(or use the builtin normalizer)")
+
+
+def require() -> None:
+    """NemoUnavailableError unless nemo-text-processing can be imported (found, not loaded: a
+    check that costs nothing, for entry points that would otherwise find out later)."""
+    import importlib.util
+
+    if importlib.util.find_spec("nemo_text_processing") is None:
+        raise NemoUnavailableError(UNAVAILABLE)
+
+
 def cache_dir(version: str) -> Path:
     """Where NeMo's compiled grammars of nemo-text-processing ``version`` are kept."""
     root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -84,8 +97,7 @@ class NemoNormalizer:
         try:
             from nemo_text_processing.text_normalization.normalize import Normalizer as Nemo
         except ImportError:
-            raise NemoUnavailableError("the nemo normalizer needs nemo-text-processing: pip install \"tts[nemo]\" "
-                                       "(or use the builtin normalizer)") from None
+            raise NemoUnavailableError(UNAVAILABLE) from None
         _quiet_nemo_logger()
         directory = cache_dir(_installed_version())
         directory.mkdir(parents=True, exist_ok=True)
