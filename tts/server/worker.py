@@ -15,14 +15,15 @@ Batching: each job contributes 1 chunk to its first batch, 2 to its second, 4 to
 on (up to the batch size), so its first audio comes after one sentence while a long text still
 reaches full batches. First sentences go first: a batch takes the jobs that have no audio yet
 before the others' later sentences, and the vocoder threads take a batch's first sentences before
-anything else waiting, so under load a new request is not queued behind the rest of older ones. Jobs share a batch only when they share voice, vocoder and seed (one seed
-drives a batch's draws); speeds may differ. At most ``AHEAD`` batches wait for the vocoder, so the
+anything else waiting, so under load a new request is not queued behind the rest of older ones.
+Jobs share a batch only when they share voice, vocoder and seed (one seed drives a batch's draws);
+speeds may differ. At most ``AHEAD`` batches wait for the vocoder, so the
 acoustic thread builds the next batch from the requests that arrived meanwhile.
 
 Results go back to the job's asyncio queue through ``loop.call_soon_threadsafe``, in order: one
 ("planned", sentences) or ("error", exception), then ("audio", float32 samples) per piece
-(silences included; a WaveNet sentence in several pieces), then ("done", seconds). A cancelled job (client gone) or one past its deadline
-is dropped before its next batch, and its sentences still waiting for Griffin-Lim are skipped.
+(silences included; a WaveNet sentence in several pieces), then ("done", seconds). A cancelled
+job (client gone) or one past its deadline is dropped before its next batch, and its sentences still waiting for Griffin-Lim are skipped.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from tts.errors import TTSError
 from tts.memory import release_freed_memory
 from tts.server.settings import ServerSettings
 from tts.synth import Chunk, SynthesisSettings, change_speed, split_text
+from tts.vocoders import Vocoder
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ class _Batch:
     """Chunks through Tacotron, waiting for the vocoder: ``mels[i]`` (n_mels, T_i) is ``items[i]``'s."""
 
     voice: object
-    vocoder: object  # a tts.vocoders.Vocoder of ``voice``, resolved from the request's choice
+    vocoder: Vocoder  # one of ``voice``'s, resolved from the request's choice
     seed: Optional[int]
     items: list  # (Job, Chunk)
     mels: list
