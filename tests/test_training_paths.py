@@ -65,11 +65,26 @@ def test_max_steps_on_the_command_line_beats_the_recipe(corpus, tmp_path):
     assert _ckpt(run, "acoustic")["global_step"] == 3
 
 
+def test_max_minutes_ends_each_stage_with_a_checkpoint_and_an_export(corpus, tmp_path):
+    """A time budget stops every stage where it is (here after its first step), saves last.ckpt and
+    exports, as max_steps would; running the command again trains that long again."""
+    run = tmp_path / "run"
+    budget = ("trainer.max_steps=500", "trainer.max_minutes=0.0001")
+    assert _train(run, corpus, *budget) == 0
+    card = json.loads((run / "voice.json").read_text())
+    assert card["acoustic"]["steps"] == 1 and card["vocoder"]["steps"] == 1
+    assert _ckpt(run, "acoustic")["global_step"] == 1 and _ckpt(run, "vocoder")["global_step"] == 1
+    assert _train(run, corpus, *budget) == 0
+    assert _ckpt(run, "acoustic")["global_step"] == 2 and _ckpt(run, "vocoder")["global_step"] == 2
+    assert json.loads((run / "voice.json").read_text())["vocoder"]["steps"] == 2
+
+
 @pytest.mark.parametrize("setting, message", [
     ("vocoder.upsample_scales=[4,4]", "multiply to 16, but audio.hop_length is 256"),
     ("acoustic.encoder_kernel_size=4", "acoustic.encoder_kernel_size must be a positive odd number"),
     ("acoustic.dropout=1.5", "acoustic.dropout must be in [0, 1)"),
     ("trainer.compile=sometimes", "trainer.compile must be auto, true or false"),
+    ("trainer.max_minutes=0", "trainer.max_minutes must be a positive number of minutes or null"),
 ])
 def test_bad_recipe_fails_before_anything_is_trained_or_written(corpus, tmp_path, capsys, setting, message):
     run = tmp_path / "run"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import signal
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -48,6 +49,24 @@ class SaveOnInterrupt(Callback):
             if trainer.is_global_zero:
                 log.warning("interrupted at step %d; saved %s (run the same command to resume)",
                             trainer.global_step, self.path)
+
+
+class StopAfter(Callback):
+    """trainer.max_minutes: ends the stage once this process has trained that long; the fit then
+    saves last.ckpt and the stage exports, as at max_steps. Rank 0's clock decides for every rank."""
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60.0
+        self.start = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.strategy.broadcast(time.monotonic() - self.start >= self.seconds):
+            if not trainer.should_stop and trainer.is_global_zero:
+                log.info("trainer.max_minutes=%g reached at step %d", self.seconds / 60, trainer.global_step)
+            trainer.should_stop = True
 
 
 def _check_compatible(run_dir: Path, recipe: Recipe) -> None:
@@ -168,6 +187,8 @@ def _make_trainer(recipe: Recipe, stage_dir: Path, *, max_steps: int, grad_clip:
                         auto_insert_metric_name=False, enable_version_counter=False, save_on_train_epoch_end=False),
         SaveOnInterrupt(checkpoints / "last.ckpt"),
     ]
+    if t.max_minutes is not None:
+        callbacks.append(StopAfter(t.max_minutes))
     return L.Trainer(
         max_steps=max_steps,
         accelerator=accelerator,
