@@ -457,6 +457,201 @@ def test_a_new_requests_first_sentence_goes_first(tiny_voice):
         loop.close()
 
 
+def test_sampler_turns_give_way_only_to_a_better_rank():
+    """One WaveNet batch samples at a time; between chunks it gives way to a waiting batch of a
+    better rank (a request's first sentences), never to one of the same rank, and goes on after."""
+    from tts.server.worker import _Turns
+
+    turns, order = _Turns(), []
+    turns.take((1, 0))
+    assert not turns.give_way((1, 0))  # nobody waits
+
+    def batch(ticket):
+        turns.take(ticket)
+        order.append(ticket)
+        turns.done()
+
+    later, first = threading.Thread(target=batch, args=((1, 1),)), threading.Thread(target=batch, args=((0, 2),))
+    later.start()
+    while not turns._waiting:
+        time.sleep(0.01)
+    assert not turns.give_way((1, 0))  # the same rank waits its turn
+    first.start()
+    while len(turns._waiting) < 2:
+        time.sleep(0.01)
+    assert turns.give_way((1, 0))  # the first sentences go, then this batch again, before (1, 1)
+    order.append((1, 0))
+    turns.done()
+    later.join(10)
+    first.join(10)
+    assert order == [(0, 2), (1, 0), (1, 1)]
+
+
+def _collect(worker, settings, texts, *, vocoder="wavenet", seed=7, when=None):
+    """Submits a job per text (``when[k]``: an event job k waits for before it is submitted) and
+    returns each job's events up to its end."""
+    from tts.server.worker import Job, job_settings
+
+    async def run():
+        loop = asyncio.get_running_loop()
+        jobs = [Job(voice="tiny", text=text, deadline=time.monotonic() + 120, loop=loop,
+                    settings=job_settings(settings, vocoder=vocoder, seed=seed, speed=1.0, sentence_silence=0.3))
+                for text in texts]
+
+        async def one(k, job):
+            if when and when.get(k) is not None:
+                await loop.run_in_executor(None, when[k].wait, 60)
+            worker.submit(job)
+            events = []
+            while not events or events[-1][0] not in ("done", "error"):
+                events.append(await asyncio.wait_for(job.events.get(), 120))
+            return events
+
+        return jobs, await asyncio.gather(*(one(k, job) for k, job in enumerate(jobs)))
+
+    return asyncio.run(run())
+
+
+def test_a_wavenet_batch_gives_way_to_a_new_requests_first_sentence(tiny_voice, voice, monkeypatch):
+    """While an older request's later sentences sample, a new request's first sentence goes through
+    Tacotron (its own place beside the vocoder) and samples between two of their chunks; both
+    requests still get exactly the samples `tts synth`'s render gives for their batches."""
+    import tts.models.wavenet_fast as fast
+    from tts.server.worker import Worker
+    from tts.synth import SynthesisSettings, plan, render
+
+    monkeypatch.setattr(fast, "CHUNK_SAMPLES", 16 * HOP)
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=BATCH)
+    old_text = "Hi. Turning on the kitchen lights in the hall and the porch. And the long garden path lights too."
+    new_text = "Is the front door locked?"
+    worker = Worker(settings)
+    submit_new, gave_way, delivered = threading.Event(), [], []
+    give_way, deliver = worker._turns.give_way, worker._deliver
+
+    def watched_give_way(ticket):
+        if ticket[0] == 1 and not submit_new.is_set():  # the old request's later sentences, one chunk in
+            submit_new.set()
+            deadline = time.monotonic() + 60
+            while not worker._turns._waiting and time.monotonic() < deadline:
+                time.sleep(0.01)  # the new request's first sentence through Tacotron
+        gave_way.append(give_way(ticket))
+        return gave_way[-1]
+
+    def watched_deliver(job, chunk, wav, **kwargs):
+        delivered.append((job.text, chunk.position, kwargs.get("complete", True)))
+        deliver(job, chunk, wav, **kwargs)
+
+    monkeypatch.setattr(worker._turns, "give_way", watched_give_way)
+    monkeypatch.setattr(worker, "_deliver", watched_deliver)
+    worker.start()
+    try:
+        assert worker.ready.wait(60)
+        jobs, (old_events, new_events) = _collect(worker, settings, [old_text, new_text], when={1: submit_new})
+    finally:
+        worker.stop()
+    assert True in gave_way
+    old_done = max(i for i, (text, _, complete) in enumerate(delivered) if text == old_text and not complete)
+    new_first = delivered.index((new_text, 0, False))
+    assert new_first < old_done  # the new request's audio began before the old batch ended
+    assert old_events[-1][0] == new_events[-1][0] == "done"
+
+    def rendered(text, groups):
+        chunks = list(plan(voice, [text], SynthesisSettings()))
+        wavs = [r.wav for group in groups
+                for r in render(voice, chunks[group], speeds=[1.0] * len(chunks[group]), vocoder="wavenet", seed=7)]
+        silence = np.zeros(round(0.3 * RATE), np.float32)
+        return np.concatenate([x for k, wav in enumerate(wavs) for x in ([silence, wav] if k else [wav])])
+
+    old_audio = np.concatenate([v for kind, v in old_events if kind == "audio"])
+    new_audio = np.concatenate([v for kind, v in new_events if kind == "audio"])
+    np.testing.assert_array_equal(old_audio, rendered(old_text, [slice(0, 1), slice(1, 3)]))
+    np.testing.assert_array_equal(new_audio, rendered(new_text, [slice(0, 1)]))
+
+
+def test_a_new_request_reaches_tacotron_when_the_places_are_full(tiny_voice):
+    """With every place beside the vocoder taken, the place kept for first sentences takes a batch
+    of new requests' first sentences only; with no new request it is not taken."""
+    from tts.server.worker import AHEAD, Job, Worker, job_settings
+
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=4, vocoder="griffinlim")
+    worker = Worker(settings)
+    worker._load()  # no threads: the batch is built here and its tasks stay in the queue
+    loop = asyncio.new_event_loop()
+    try:
+        def planned(text):
+            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=loop,
+                      settings=job_settings(settings, vocoder="griffinlim", seed=1, speed=1.0, sentence_silence=0.3))
+            worker._plan(job)
+            return job
+
+        for _ in range(AHEAD):
+            assert worker._ahead.acquire(blocking=False)
+        old = planned("One here. Two here. Three here. Four here.")
+        old.next, old.batches = 1, 1
+        threading.Timer(0.3, setattr, (worker, "_stop", True)).start()
+        assert worker._place() is None  # only an older request waits: no place for it
+        worker._stop = False
+        new = planned("Five here. Six here.")
+        place = worker._place()
+        assert place is worker._first_place
+        assert worker._step(place)
+        tasks = [worker._tasks.get_nowait()]
+        assert worker._tasks.empty()
+        (_, _, batch, (i,)), = tasks
+        assert batch.items[i][0] is new and batch.items[i][1].position == 0 and len(batch.items) == 1
+        assert old.next == 1 and new.next == 1
+        worker._settle(batch, 1)
+        assert worker._first_place.acquire(blocking=False)  # given back once vocoded
+    finally:
+        loop.close()
+
+
+def test_a_wavenet_batch_stops_when_its_request_is_cancelled(tiny_voice, monkeypatch):
+    """A client that hangs up mid-sentence stops the WaveNet between two chunks: fewer chunks are
+    sampled than the sentence has, and its place beside the vocoder is given back."""
+    import tts.models.wavenet_fast as fast
+    from tts.server.worker import AHEAD, Job, Worker, job_settings
+
+    monkeypatch.setattr(fast, "CHUNK_SAMPLES", 16 * HOP)
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=BATCH)
+    text = "Turning on the kitchen lights in the hall, the porch, the long garden path and the garage."
+    worker = Worker(settings)
+    pieces, frames, deliver, sample = [], [], worker._deliver, worker._sample
+
+    def watched_sample(batch, indices, ticket):
+        frames.extend(batch.mels[i].shape[1] for i in indices)
+        sample(batch, indices, ticket)
+
+    def watched_deliver(job, chunk, wav, **kwargs):
+        pieces.append(len(wav))
+        if len(pieces) == 2:
+            job.cancel()  # the client hangs up
+        deliver(job, chunk, wav, **kwargs)
+
+    monkeypatch.setattr(worker, "_deliver", watched_deliver)
+    monkeypatch.setattr(worker, "_sample", watched_sample)
+    worker.start()
+    try:
+        assert worker.ready.wait(60)
+
+        async def run():
+            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=asyncio.get_running_loop(),
+                      settings=job_settings(settings, vocoder="wavenet", seed=7, speed=1.0, sentence_silence=0.3))
+            worker.submit(job)
+            await asyncio.wait_for(job.events.get(), 60)  # planned
+            return job
+
+        job = asyncio.run(run())
+        deadline = time.monotonic() + 60
+        while (not job.cancelled or worker._samplers or worker._ahead._value < AHEAD) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not worker._samplers and worker._ahead._value == AHEAD
+    finally:
+        worker.stop()
+    assert job.cancelled and frames[0] > 4 * 16  # the sentence has more than 4 chunks
+    assert len(pieces) == 2  # it hung up during the second chunk, the last one sampled
+
+
 def _browser():
     """A headless Chromium driven by selenium, or None with the reason."""
     try:

@@ -7,9 +7,13 @@ vocoder threads turn each finished batch into audio while the acoustic thread al
 next batch's Tacotron. Nothing else calls a model: torch's thread settings and the Numba WaveNet
 kernel's threads are process-wide (set once in tts.server.run). Griffin-Lim vocodes each sentence
 on its own (its samples depend on nothing else in the batch: ``Vocoder.per_item``), so the vocoder
-threads share a batch's sentences; a WaveNet batch is one call (its draws span the batch), one at a
-time, and each sentence's audio is handed out chunk by chunk as the sampler makes it, so the first
-audio of a request leaves after the first few frames of its first sentence.
+threads share a batch's sentences; a WaveNet batch is one call (its draws span the batch) on a
+thread of its own, and each sentence's audio is handed out chunk by chunk as the sampler makes it,
+so the first audio of a request leaves after the first few frames of its first sentence. One
+WaveNet batch samples at a time (the kernel's threads fill the cores); between two sampler chunks
+the batch sampling gives way to a waiting batch of new requests' first sentences, then goes on
+where it stopped (its samples are the same: nothing it computes depends on when), and it stops
+there when every job in it is cancelled or the worker stops.
 
 Batching: each job contributes 1 chunk to its first batch, 2 to its second, 4 to its third and so
 on (up to the batch size), so its first audio comes after one sentence while a long text still
@@ -18,7 +22,9 @@ before the others' later sentences, and the vocoder threads take a batch's first
 anything else waiting, so under load a new request is not queued behind the rest of older ones.
 Jobs share a batch only when they share voice, vocoder and seed (one seed drives a batch's draws);
 speeds may differ. At most ``AHEAD`` batches wait for the vocoder, so the
-acoustic thread builds the next batch from the requests that arrived meanwhile.
+acoustic thread builds the next batch from the requests that arrived meanwhile; one more place is
+kept for a batch of first sentences only, so a new request reaches Tacotron while older ones fill
+the others.
 
 Results go back to the job's asyncio queue through ``loop.call_soon_threadsafe``, in order: one
 ("planned", sentences) or ("error", exception), then ("audio", float32 samples) per piece
@@ -31,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import heapq
 import itertools
 import logging
 import queue
@@ -58,6 +65,44 @@ class ServerBusy(TTSError):
 
 class RequestTimeout(TTSError):
     """A request ran past the server's time limit."""
+
+
+class _Abandoned(Exception):
+    """Raised between sampler chunks to stop a WaveNet batch nobody is waiting for."""
+
+
+class _Turns:
+    """Which WaveNet batch samples: one at a time, the best-ranked waiting one first (a ticket is
+    (rank, order): rank 0 for a batch with a request's first sentence, 1 otherwise). Between two
+    sampler chunks the batch sampling calls ``give_way``: when a batch of a better rank waits, it
+    takes its turn, and the one that gave way waits for its own again."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._waiting: list[tuple[int, int]] = []  # a heap of tickets
+        self._busy = False
+
+    def take(self, ticket: tuple[int, int]) -> None:
+        with self._cond:
+            heapq.heappush(self._waiting, ticket)
+            while self._busy or self._waiting[0] != ticket:
+                self._cond.wait()
+            heapq.heappop(self._waiting)
+            self._busy = True
+
+    def done(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+    def give_way(self, ticket: tuple[int, int]) -> bool:
+        """True when another batch sampled meanwhile."""
+        with self._cond:
+            if not self._waiting or self._waiting[0][0] >= ticket[0]:
+                return False
+        self.done()
+        self.take(ticket)
+        return True
 
 
 class Job:
@@ -101,6 +146,7 @@ class _Batch:
     mels: list
     left: int  # items not yet vocoded (or skipped)
     began: float
+    place: threading.Semaphore  # its place beside the vocoder, given back once it is all vocoded
 
 
 class Worker:
@@ -118,10 +164,12 @@ class Worker:
         self._cond = threading.Condition()
         self._emit_lock = threading.Lock()  # job.ready / emitted / samples, batch.left, _open
         self._ahead = threading.Semaphore(AHEAD)
+        self._first_place = threading.Semaphore(1)  # beyond AHEAD, for a batch of first sentences only
         # (rank, order, batch, item indices), rank 0 for a job's first chunk, 1 otherwise; (2, ...) stops
         self._tasks: queue.PriorityQueue = queue.PriorityQueue()
         self._order = itertools.count()
-        self._whole = threading.Lock()  # a vocoder that is not per_item (the WaveNet) runs one batch at a time
+        self._turns = _Turns()  # a vocoder that is not per_item (the WaveNet) samples one batch at a time
+        self._samplers: set[threading.Thread] = set()  # the threads of such batches
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="tts-acoustic", daemon=True)
         self._vocoders = [threading.Thread(target=self._vocode_loop, name=f"tts-vocoder-{n}", daemon=True)
@@ -137,7 +185,7 @@ class Worker:
         self._thread.join(timeout=10)
         for _ in self._vocoders:
             self._tasks.put((2, next(self._order), None, None))
-        for thread in self._vocoders:
+        for thread in self._vocoders + list(self._samplers):
             if thread.is_alive():
                 thread.join(timeout=10)
 
@@ -183,26 +231,39 @@ class Worker:
                 continue
             # wait for room beside the vocoder first, so the batch is built from the requests
             # that arrived meanwhile
-            while not self._ahead.acquire(timeout=0.5):
-                if self._stop:
-                    return
+            place = self._place()
+            if place is None:
+                return
             self._take_incoming()
             if self._active and self._waiting_chunks() < self.settings.batch_size and self.settings.batch_wait > 0:
                 with self._cond:  # a few ms for other requests to join this batch
                     if not self._incoming:
                         self._cond.wait(self.settings.batch_wait)
                 self._take_incoming()
-            if not self._active:
-                self._ahead.release()
+            first_only = place is self._first_place
+            if not self._active or (first_only and not any(job.batches == 0 for job in self._active)):
+                place.release()
                 continue
             try:
-                handed = self._step()
+                handed = self._step(place)
             except Exception:  # noqa: BLE001 - a bug in one batch must not take the server down
                 log.exception("tts serve: a batch failed")
                 handed = False
             if not handed:
-                self._ahead.release()
+                place.release()
             self._gauge()
+
+    def _place(self) -> Optional[threading.Semaphore]:
+        """Room beside the vocoder for the next batch: one of the AHEAD places or, when they are
+        all taken and a new request waits for its first audio, the place kept for first sentences.
+        None once the worker stops."""
+        while not self._stop:
+            if self._ahead.acquire(timeout=0.02):
+                return self._ahead
+            self._take_incoming()  # a request that arrives meanwhile is planned, so it can be seen
+            if any(job.batches == 0 for job in self._active) and self._first_place.acquire(blocking=False):
+                return self._first_place
+        return None
 
     def _take_incoming(self) -> None:
         with self._cond:
@@ -270,12 +331,18 @@ class Worker:
     def _waiting_chunks(self) -> int:
         return sum(len(job.chunks) - job.next for job in self._active)
 
-    def _step(self) -> bool:
+    def _step(self, place: Optional[threading.Semaphore] = None) -> bool:
         """One batch through Tacotron: the oldest job's key, its next chunks and those of later jobs
-        with the same key; then handed to the vocoder threads. False when nothing was handed over."""
-        key = self._active[0].key
+        with the same key; then handed to the vocoder. In the place kept for first sentences
+        (``place``), only jobs with no batch yet. False when nothing was handed over."""
+        place = place or self._ahead
+        first_only = place is self._first_place
+        jobs = sorted(self._active, key=lambda job: job.batches > 0)  # stable: arrival order within each
+        if first_only:
+            jobs = [job for job in jobs if job.batches == 0]
+        key = jobs[0].key if first_only else self._active[0].key
         items: list[tuple[Job, Chunk]] = []
-        for job in sorted(self._active, key=lambda job: job.batches > 0):  # stable: arrival order within each
+        for job in jobs:
             if job.key != key:
                 continue
             room = self.settings.batch_size - len(items)
@@ -307,13 +374,17 @@ class Worker:
             self.metrics.batch_sentences.observe(len(items))
             self.metrics.sentences.inc(len(items))
         batch = _Batch(voice=voice, vocoder=vocoder, seed=key[2], items=items, mels=mels, left=len(items),
-                       began=began)
+                       began=began, place=place)
         if vocoder.per_item:  # one sentence per task: the vocoder threads share the batch
             for i, (_, chunk) in enumerate(items):
                 self._tasks.put((int(chunk.position > 0), next(self._order), batch, [i]))
-        else:
+        else:  # one call on a thread of its own, which waits for its turn to sample
             first = any(chunk.position == 0 for _, chunk in items)
-            self._tasks.put((int(not first), next(self._order), batch, list(range(len(items)))))
+            ticket = (int(not first), next(self._order))
+            thread = threading.Thread(target=self._vocode_task, args=(batch, list(range(len(items))), ticket),
+                                      name="tts-sampler", daemon=True)
+            self._samplers.add(thread)
+            thread.start()
         return True
 
     # --- the vocoder threads ----------------------------------------------------------------------
@@ -323,18 +394,24 @@ class Worker:
             _, _, batch, indices = self._tasks.get()
             if batch is None:
                 return
-            try:
-                self._vocode(batch, indices)
-            except Exception as err:  # noqa: BLE001 - a bug in one batch must not take the server down
-                log.exception("tts serve: vocoding a batch failed")
-                for i in indices:
-                    self._fail(batch.items[i][0], err)
-                self._settle(batch, len(indices))
+            self._vocode_task(batch, indices)
 
-    def _vocode(self, batch: _Batch, indices: list[int]) -> None:
+    def _vocode_task(self, batch: _Batch, indices: list[int], ticket: Optional[tuple[int, int]] = None) -> None:
+        try:
+            self._vocode(batch, indices, ticket)
+        except Exception as err:  # noqa: BLE001 - a bug in one batch must not take the server down
+            log.exception("tts serve: vocoding a batch failed")
+            for i in indices:
+                self._fail(batch.items[i][0], err)
+            self._settle(batch, len(indices))
+        finally:
+            self._samplers.discard(threading.current_thread())
+
+    def _vocode(self, batch: _Batch, indices: list[int], ticket: Optional[tuple[int, int]] = None) -> None:
         """The second half of tts.synth.render for ``indices`` of a batch. Griffin-Lim sentences of
         cancelled jobs, of jobs past their deadline and all of them once the worker stops are
-        skipped; a WaveNet batch runs whole (its draws span the batch)."""
+        skipped; a WaveNet batch (``ticket``: its place in the turns) runs whole, since its draws
+        span the batch, unless every job in it is cancelled or the worker stops."""
         now = time.monotonic()
         for i in indices:
             job = batch.items[i][0]
@@ -351,18 +428,37 @@ class Worker:
                 for i, wav in zip(live, wavs):
                     self._deliver(*batch.items[i], wav)
             else:
-                live = indices
-
-                def piece(k: int, wav: np.ndarray) -> None:  # streamed as the sampler makes it
-                    self._deliver(*batch.items[live[k]], wav, complete=False)
-
-                with self._whole:
-                    batch.vocoder.vocode([batch.mels[i] for i in live], seed=batch.seed, on_audio=piece)
-                for i in live:
-                    self._deliver(*batch.items[i], _NOTHING)
+                self._sample(batch, indices, ticket or (1, next(self._order)))
             if self.metrics is not None:
                 self.metrics.stage_cpu.labels("vocoder").inc(time.thread_time() - cpu)
         self._settle(batch, len(indices))
+
+    def _sample(self, batch: _Batch, indices: list[int], ticket: tuple[int, int]) -> None:
+        """A WaveNet batch, in its turn, streamed piece by piece; between two chunks it gives way
+        to a batch of better rank, and stops when nobody waits for it any more."""
+        hop = batch.voice.audio.hop_length
+        ends = [batch.mels[i].shape[1] * hop for i in indices]
+        made = [0] * len(indices)
+
+        def piece(k: int, wav: np.ndarray) -> None:  # streamed as the sampler makes it
+            start, made[k] = made[k], made[k] + len(wav)
+            self._deliver(*batch.items[indices[k]], wav, complete=False)
+            if all(end <= start for end in ends[k + 1:]):  # the chunk's last piece: between two chunks
+                if self._stop or all(batch.items[i][0].cancelled for i in indices):
+                    raise _Abandoned
+                self._turns.give_way(ticket)
+
+        self._turns.take(ticket)
+        try:
+            batch.vocoder.vocode([batch.mels[i] for i in indices], seed=batch.seed, on_audio=piece)
+        except _Abandoned:
+            for i in indices:
+                self._close(batch.items[i][0])
+            return
+        finally:
+            self._turns.done()
+        for i in indices:
+            self._deliver(*batch.items[i], _NOTHING)
 
     def _settle(self, batch: _Batch, count: int) -> None:
         """``count`` of the batch's items are done; the last one frees its place beside the vocoder."""
@@ -373,7 +469,7 @@ class Worker:
             batch.mels.clear()
             release_freed_memory()  # the batch's temporaries, as tts.synth.render does (tts/memory.py)
             log.debug("batch of %d sentences in %.3f s", len(batch.items), time.perf_counter() - batch.began)
-            self._ahead.release()
+            batch.place.release()
             self._gauge()
 
     def _deliver(self, job: Job, chunk: Chunk, wav: np.ndarray, *, complete: bool = True) -> None:
