@@ -2,6 +2,7 @@
 the wyoming client library and a headless browser; the tiny random voice of tests/conftest.py."""
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -396,7 +397,7 @@ def test_worker_streams_a_wavenet_sentence_chunk_by_chunk(tiny_voice, voice, mon
     16 frames), in order, and the pieces with the silence between sentences are the samples
     `tts synth`'s render gives for the same batches."""
     import tts.models.wavenet_fast as fast
-    from tts.server.worker import Job, Worker, job_settings
+    from tts.server.worker import Worker
     from tts.synth import SynthesisSettings, plan, render
 
     monkeypatch.setattr(fast, "CHUNK_SAMPLES", 16 * HOP)
@@ -406,17 +407,7 @@ def test_worker_streams_a_wavenet_sentence_chunk_by_chunk(tiny_voice, voice, mon
     worker.start()
     try:
         assert worker.ready.wait(60)
-
-        async def run():
-            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=asyncio.get_running_loop(),
-                      settings=job_settings(settings, vocoder="wavenet", seed=7, speed=1.0, sentence_silence=0.3))
-            worker.submit(job)
-            events = []
-            while not events or events[-1][0] not in ("done", "error"):
-                events.append(await asyncio.wait_for(job.events.get(), 60))
-            return events
-
-        events = asyncio.run(run())
+        _, (events,) = _collect(worker, settings, [text])
     finally:
         worker.stop()
     assert events[0][0] == "planned" and events[-1][0] == "done"
@@ -430,22 +421,33 @@ def test_worker_streams_a_wavenet_sentence_chunk_by_chunk(tiny_voice, voice, mon
     np.testing.assert_array_equal(np.concatenate(pieces), np.concatenate([first, silence, second]))
 
 
+@contextlib.contextmanager
+def _unthreaded_worker(tiny_voice, batch_size):
+    """A Griffin-Lim worker with its voice loaded and no threads (a batch the test builds leaves its
+    tasks in the queue), and ``planned(text)``, which plans a job for the text."""
+    from tts.server.worker import Job, Worker, job_settings
+
+    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=batch_size, vocoder="griffinlim")
+    worker = Worker(settings)
+    worker._load()
+    loop = asyncio.new_event_loop()
+
+    def planned(text):
+        job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=loop,
+                  settings=job_settings(settings, vocoder="griffinlim", seed=1, speed=1.0, sentence_silence=0.3))
+        worker._plan(job)
+        return job
+
+    try:
+        yield worker, planned
+    finally:
+        loop.close()
+
+
 def test_a_new_requests_first_sentence_goes_first(tiny_voice):
     """A batch takes the first sentence of a request with no audio yet before an older request's
     later sentences, and the vocoder threads take it first too."""
-    from tts.server.worker import Job, Worker, job_settings
-
-    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=2, vocoder="griffinlim")
-    worker = Worker(settings)
-    worker._load()  # no threads: the batch is built here and its tasks stay in the queue
-    loop = asyncio.new_event_loop()
-    try:
-        def planned(text):
-            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=loop,
-                      settings=job_settings(settings, vocoder="griffinlim", seed=1, speed=1.0, sentence_silence=0.3))
-            worker._plan(job)
-            return job
-
+    with _unthreaded_worker(tiny_voice, 2) as (worker, planned):
         old = planned("One here. Two here. Three here. Four here.")
         old.next, old.batches = 1, 1  # its first sentence went out in an earlier batch
         new = planned("Five here. Six here.")
@@ -453,8 +455,6 @@ def test_a_new_requests_first_sentence_goes_first(tiny_voice):
         tasks = sorted(worker._tasks.get_nowait() for _ in range(2))
         assert worker._tasks.empty()
         assert [(batch.items[i][0], batch.items[i][1].position) for _, _, batch, (i,) in tasks] == [(new, 0), (old, 1)]
-    finally:
-        loop.close()
 
 
 def test_sampler_turns_give_way_only_to_a_better_rank():
@@ -571,19 +571,9 @@ def test_a_wavenet_batch_gives_way_to_a_new_requests_first_sentence(tiny_voice, 
 def test_a_new_request_reaches_tacotron_when_the_places_are_full(tiny_voice):
     """With every place beside the vocoder taken, the place kept for first sentences takes a batch
     of new requests' first sentences only; with no new request it is not taken."""
-    from tts.server.worker import AHEAD, Job, Worker, job_settings
+    from tts.server.worker import AHEAD
 
-    settings = ServerSettings(voices=(str(tiny_voice),), device="cpu", batch_size=4, vocoder="griffinlim")
-    worker = Worker(settings)
-    worker._load()  # no threads: the batch is built here and its tasks stay in the queue
-    loop = asyncio.new_event_loop()
-    try:
-        def planned(text):
-            job = Job(voice="tiny", text=text, deadline=time.monotonic() + 60, loop=loop,
-                      settings=job_settings(settings, vocoder="griffinlim", seed=1, speed=1.0, sentence_silence=0.3))
-            worker._plan(job)
-            return job
-
+    with _unthreaded_worker(tiny_voice, 4) as (worker, planned):
         for _ in range(AHEAD):
             assert worker._ahead.acquire(blocking=False)
         old = planned("One here. Two here. Three here. Four here.")
@@ -602,8 +592,6 @@ def test_a_new_request_reaches_tacotron_when_the_places_are_full(tiny_voice):
         assert old.next == 1 and new.next == 1
         worker._settle(batch, 1)
         assert worker._first_place.acquire(blocking=False)  # given back once vocoded
-    finally:
-        loop.close()
 
 
 def test_a_wavenet_batch_stops_when_its_request_is_cancelled(tiny_voice, monkeypatch):
