@@ -16,7 +16,7 @@ samplers do, so a seed gives the same draws on every backend.
 
 Where the time goes (20 layers, 64/128/64 channels): one utterance streams all 2 MB of weights
 from L3 for every sample (they do not fit a 1 MB L2), so batch 1 is bound by cache bandwidth;
-a group of two or more uses BLAS matrix products on the same weights, which is compute bound.
+a group of two or more shares each weight row loaded from cache among its utterances.
 
 The kernel compiles on first use (~15 s) and is cached on disk (``cache=True``), so later
 processes load it in under a second.
@@ -96,11 +96,16 @@ def _inverse_cdf(weights, n, u):
 
 
 @njit(fastmath=True, cache=True)
-def _matvec_acc(w, x, y, nb):
+def _accumulate(w, x, y, nb):
     """y[b] += x[b] @ w for b < nb. w (n_in, n_out) C-contiguous float32; x (nb, n_in); y (nb, n_out).
 
     Eight input rows at a time: each pass over y[b] then does eight multiply-adds per load and
     store of the accumulator, and the eight weight rows stay in L1 for all nb utterances.
+
+    Plain loops, not BLAS: Numba's np.dot calls SciPy's OpenBLAS, whose cost on these small
+    products depends on the build. On one install (SciPy 1.17, Numba 0.68, a 2-core Zen 4) it made
+    a batch of 8 no faster than batch 1 (17k samples/s either way, 47k with these loops;
+    docs/wavenet.md), where an earlier install had run it 2-3x faster than the loops.
     """
     n_in, n_out = w.shape
     i = 0
@@ -122,23 +127,6 @@ def _matvec_acc(w, x, y, nb):
             for o in range(n_out):
                 yb[o] += wi[o] * xi
         i += 1
-
-
-@njit(fastmath=True, cache=True)
-def _accumulate(w, x, y, tmp, nb):
-    """y += x @ w for a group of nb utterances: x (nb, n_in), y and tmp (nb, n_out), all C-contiguous.
-
-    One utterance is bound by streaming the weights from cache, which ``_matvec_acc`` does with
-    the fewest extra loads; two or more make it a small matrix product, where BLAS's register
-    blocking runs 2-3x faster than anything Numba's loops vectorise to.
-    """
-    if nb >= 2:
-        np.dot(x, w, tmp)
-        for b in range(nb):
-            for o in range(y.shape[1]):
-                y[b, o] += tmp[b, o]
-    else:
-        _matvec_acc(w, x, y, nb)
 
 
 @njit(fastmath=True, cache=True, inline="always")
@@ -191,15 +179,11 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue,
             stop = max(stop, min(t1, ends[first + bi]))
         z = np.empty((nb, KR), np.float32)
         acc = np.empty((nb, G), np.float32)
-        acc_tmp = np.empty((nb, G), np.float32)
         h = np.empty((nb, H), np.float32)
         rs = np.empty((nb, w_out.shape[2]), np.float32)
-        rs_tmp = np.empty((nb, w_out.shape[2]), np.float32)
         skip = np.empty((nb, S), np.float32)
         s1 = np.zeros((nb, S), np.float32)
-        s1_tmp = np.empty((nb, S), np.float32)
         lg = np.empty((nb, n_out), np.float32)
-        lg_tmp = np.empty((nb, n_out), np.float32)
         cdf = np.empty(n_out, np.float32)
         pred = np.zeros(nb, np.float32)
         order = coeffs.shape[2]
@@ -255,13 +239,13 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue,
                     cur = queue[off + t % size, item]
                     for r in range(R):
                         cur[r] = z[bi, KR - R + r]
-                _accumulate(w_taps[layer], z, acc, acc_tmp, nb)
+                _accumulate(w_taps[layer], z, acc, nb)
                 for bi in range(nb):
                     for o in range(H):
                         h[bi, o] = _tanh(acc[bi, o]) * (half + half * _tanh(half * acc[bi, H + o]))
                     for o in range(rs.shape[1]):
                         rs[bi, o] = b_out[layer, o]
-                _accumulate(w_out[layer], h, rs, rs_tmp, nb)
+                _accumulate(w_out[layer], h, rs, nb)
                 for bi in range(nb):
                     for r in range(R):
                         z[bi, KR - R + r] = (z[bi, KR - R + r] + rs[bi, r]) * sqrt_half
@@ -272,13 +256,13 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue,
                 for o in range(S):
                     skip[bi, o] = max(skip[bi, o], np.float32(0.0))
                     s1[bi, o] = b_h1[o]
-            _accumulate(w_h1, skip, s1, s1_tmp, nb)
+            _accumulate(w_h1, skip, s1, nb)
             for bi in range(nb):
                 for o in range(S):
                     s1[bi, o] = max(s1[bi, o], np.float32(0.0))
                 for o in range(n_out):
                     lg[bi, o] = b_h2[o]
-            _accumulate(w_h2, s1, lg, lg_tmp, nb)
+            _accumulate(w_h2, s1, lg, nb)
             for bi in range(nb):
                 item = first + bi
                 if t >= ends[item]:
