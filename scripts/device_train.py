@@ -65,15 +65,20 @@ def render(rows_dir: Path, corpus: Path, jobs: int) -> dict:
     from tts.audio import atomic_write
     from tts.config import AudioConfig
 
-    torch.set_num_threads(1)  # resampling is light; the festival processes want the cores
     audio = AudioConfig()
     rows = [line.split("|") for line in (rows_dir / "metadata.csv").read_text(encoding="utf-8").splitlines() if line]
     items = [mtc.Item(row[0], row[1]) for row in rows]
     wavs, work = corpus / "wavs", corpus / ".work"
     wavs.mkdir(parents=True, exist_ok=True)
     chunks = [items[i:i + 25] for i in range(0, len(items), 25)]
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        dropped = [item for lost, _ in pool.map(lambda c: mtc.render_chunk(c, wavs, work, audio), chunks) for item in lost]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # resampling is light; the festival processes want the cores
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            dropped = [item for lost, _ in pool.map(lambda c: mtc.render_chunk(c, wavs, work, audio), chunks)
+                       for item in lost]
+    finally:
+        torch.set_num_threads(threads)
     lost = {item.id for item in dropped}
     kept = [item for item in items if item.id not in lost]
     atomic_write(corpus / "metadata.csv", "".join(f"{i.id}|{i.text}|{i.text}\n" for i in kept).encode())
