@@ -15,9 +15,10 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 export PYTHONPATH=/tmp/site:$PWD
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__, torch.cuda.get_device_name())"
-rows=.pack/rows
-if [ "$mode" = smoke ]; then
+rows=.pack/rows work=/tmp/tts-device
+if [ "$mode" = smoke ]; then  # its own work directory: a full run on the still-warm machine starts clean
     mkdir -p /tmp/rows && head -100 .pack/rows/metadata.csv > /tmp/rows/metadata.csv && rows=/tmp/rows
+    work=/tmp/tts-device-smoke
 fi
 # GPU tests and the sampler benchmark while the corpus renders on the CPUs (the GPU is idle then)
 if [ "$mode" = full ]; then
@@ -25,7 +26,7 @@ if [ "$mode" = full ]; then
      timeout 60 python3 scripts/bench_wavenet.py --device cuda --batch 8 --seconds 2 --excitation lpc \
          --no-peer > "$out/bench_wavenet_cuda.log" 2>&1) &
 fi
-python3 scripts/device_train.py --corpus-rows "$rows" --festival .festival/festival.tar.xz --out "$out" \
+python3 scripts/device_train.py --corpus-rows "$rows" --work "$work" --festival .festival/festival.tar.xz --out "$out" \
     --deadline-s "$seconds" \
     --acoustic acoustic_train.batch_size=128 trainer.val_every_steps=250 \
     --vocoder vocoder_train.batch_size=32 vocoder_train.segment_frames=32 trainer.val_every_steps=1000 \
