@@ -14,8 +14,9 @@ Made for a machine that has torch, Lightning and a GPU but no festival, no corpu
    `stage=vocoder`, the real entry point, init_from the shipped voice), each with
    trainer.max_minutes set so that both have exported before the deadline.
 4. OUT gets the exported weights as fp16 safetensors (each under the 16 MiB a file that comes
-   back), the run's voice.json and recipe.yaml, the TensorBoard logs and a summary; the last
-   line of output is that summary as JSON (steps, steps/s and the last losses of each stage).
+   back), the run's voice.json and recipe.yaml, logs.tar.gz (TensorBoard logs and each stage's
+   output) and a summary: six files of the eight that come back. The last line of output is that
+   summary as JSON (the steps and last logged values of each stage).
 
 Extra key=value settings go to both stages (a stage's own acoustic_train.* / vocoder_train.* keys
 reach only that stage, as in `tts train`).
@@ -131,10 +132,14 @@ def export(run_dir: Path, out: Path) -> dict:
     for name in ("voice.json", "recipe.yaml"):
         if (run_dir / name).is_file():
             shutil.copyfile(run_dir / name, out / name)
+    # At most 8 files come back from the machine: the stages' output logs travel in the tarball.
     with tarfile.open(out / "logs.tar.gz", "w:gz") as tar:
         for stage in ("acoustic", "vocoder"):
             if (run_dir / stage / "logs").is_dir():
                 tar.add(run_dir / stage / "logs", arcname=f"{stage}/logs")
+            if (out / f"{stage}.log").is_file():
+                tar.add(out / f"{stage}.log", arcname=f"{stage}.log")
+                (out / f"{stage}.log").unlink()
     return shipped
 
 
