@@ -140,11 +140,17 @@ class LPCAnalysis(nn.Module):
             r = r * self.lag_window.double()
             return levinson_durbin(r, self.order)
 
-    # Left out of torch.compile graphs: a few small ops per frame, and Levinson-Durbin's loop would
-    # unroll into a large graph for no gain.
-    @torch.compiler.disable
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
         return self.reflection(mel)[0].float()
+
+
+def keep_out_of_compiled_graphs() -> None:
+    """Leave LPCAnalysis out of torch.compile graphs (a few small ops per frame, and Levinson-Durbin's
+    loop would unroll into a large graph for no gain). Called by whoever compiles a model that holds
+    one, not at import: ``torch.compiler.disable`` imports torch._dynamo, which took 4.5 s of a
+    cold `tts synth` that never compiles anything."""
+    if not getattr(LPCAnalysis.forward, "_torchdynamo_disable", False):
+        LPCAnalysis.forward = torch.compiler.disable(LPCAnalysis.forward)
 
 
 def predict(signal: torch.Tensor, coeffs: torch.Tensor, hop: int) -> torch.Tensor:
