@@ -165,3 +165,29 @@ def test_an_lpc_voice_loads_and_speaks_through_the_voice_api(tmp_path):
     wav = voice.synthesize(["Hi."], vocoder="wavenet", seed=0)[0]
     assert wav.dtype == np.float32 and len(wav) > 0
     assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
+
+
+def test_loading_a_voice_does_not_import_the_compiler():
+    """torch._dynamo costs seconds to import; synthesis never compiles, so loading the models must
+    not pull it in (the LPC analysis is kept out of compiled graphs only when something compiles)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, tts.voice, tts.models.wavenet, tts.models.lpc; "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_keep_out_of_compiled_graphs_disables_the_analysis_once():
+    from tts.models import lpc
+
+    original = lpc.LPCAnalysis.forward
+    try:
+        lpc.keep_out_of_compiled_graphs()
+        disabled = lpc.LPCAnalysis.forward
+        assert disabled is not original and getattr(disabled, "_torchdynamo_disable", False)
+        lpc.keep_out_of_compiled_graphs()
+        assert lpc.LPCAnalysis.forward is disabled
+    finally:
+        lpc.LPCAnalysis.forward = original
