@@ -65,10 +65,11 @@ def render(rows_dir: Path, corpus: Path, jobs: int) -> dict:
     import torch
     from tts.audio import atomic_write
     from tts.config import AudioConfig
+    from tts.rows import parse_row
 
     audio = AudioConfig()
-    rows = [line.split("|") for line in (rows_dir / "metadata.csv").read_text(encoding="utf-8").splitlines() if line]
-    items = [mtc.Item(row[0], row[1]) for row in rows]
+    rows = [parse_row(line) for line in (rows_dir / "metadata.csv").read_text(encoding="utf-8").splitlines() if line]
+    items = [mtc.Item(uid, raw) for uid, _, raw, _ in rows]
     wavs, work = corpus / "wavs", corpus / ".work"
     wavs.mkdir(parents=True, exist_ok=True)
     chunks = [items[i:i + 25] for i in range(0, len(items), 25)]
@@ -119,15 +120,13 @@ def last_scalars(stage_dir: Path) -> dict:
 
 
 def export(run_dir: Path, out: Path) -> dict:
-    from safetensors.torch import load_file, save_file
+    from ship_default_voice import half_weights
 
     shipped = {}
     for part in ("acoustic", "vocoder"):
         source = run_dir / f"{part}.safetensors"
         if source.is_file():
-            state = load_file(str(source))
-            save_file({k: v.half() if v.is_floating_point() else v for k, v in state.items()},
-                      str(out / f"{part}.fp16.safetensors"))
+            (out / f"{part}.fp16.safetensors").write_bytes(half_weights(source))
             shipped[part] = True
     for name in ("voice.json", "recipe.yaml"):
         if (run_dir / name).is_file():

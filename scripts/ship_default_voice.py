@@ -28,6 +28,13 @@ from tts.voice import DEFAULT_VOICE, load_card, read_card, write_card
 SIZE_BUDGET = 25_000_000  # bytes, the whole voice directory
 
 
+def half_weights(path: Path) -> bytes:
+    """A safetensors file with its floating-point tensors in fp16 (half the size; they load into
+    fp32 models)."""
+    state = load_file(str(path))
+    return save({name: t.half() if t.is_floating_point() else t for name, t in state.items()})
+
+
 def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str) -> dict:
     load_card(run_dir)  # every field checked before anything is written
     card = read_card(run_dir)
@@ -36,9 +43,7 @@ def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str) -> dict:
         raise SystemExit(f"{run_dir}: no {' or '.join(missing)} exported yet; finish that stage first")
     out.mkdir(parents=True, exist_ok=True)
     for part in ("acoustic", "vocoder"):
-        state = load_file(str(run_dir / card[part]["file"]))
-        half = {name: t.half() if t.is_floating_point() else t for name, t in state.items()}
-        data = save(half)
+        data = half_weights(run_dir / card[part]["file"])
         atomic_write(out / f"{part}.safetensors", data)
         card[part]["dtype"] = "float16"
         card[part]["sha256"] = hashlib.sha256(data).hexdigest()  # checked when the voice loads
