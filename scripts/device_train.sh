@@ -30,8 +30,7 @@ python3 scripts/device_train.py --corpus-rows "$rows" --work "$work" --festival 
     --deadline-s "$seconds" \
     --acoustic acoustic_train.batch_size=128 trainer.val_every_steps=250 \
     --vocoder vocoder_train.batch_size=32 vocoder_train.segment_frames=32 trainer.val_every_steps=1000 \
-    -- vocoder.excitation=lpc vocoder.residual_channels=32 vocoder.gate_channels=64 vocoder.skip_channels=32 \
-    init_from=tts/voices/default trainer.accelerator=gpu trainer.devices=1 data.num_workers=6 \
+    -- init_from=tts/voices/default trainer.accelerator=gpu trainer.devices=1 data.num_workers=6 \
     trainer.checkpoint_every_steps=500
 status=$?
 wait
