@@ -132,6 +132,57 @@ def test_synth_writes_wav_to_stdout(tiny_voice, capfdbinary):
     assert rate == 8000 and len(wav) > 0
 
 
+def test_synth_writes_the_format_the_extension_names(tiny_voice, tmp_path, capfdbinary):
+    from tts.formats import available
+
+    def write(name, *options):
+        path = tmp_path / name
+        assert synth(tiny_voice, "Hello there.", "-o", str(path), "--seed", "3", "-q", *options) == 0
+        return path
+
+    wav, rate = sf.read(write("a.wav"), dtype="int16")
+    expected = {"flac": "FLAC", "ogg": "OGG", "mp3": "MP3", "opus": "OGG"}  # the tiny voice's 8 kHz suits opus
+    for ext, container in expected.items():
+        if ext not in available(rate):
+            continue
+        path = write(f"a.{ext}")
+        info = sf.info(str(path))
+        assert (info.format, info.samplerate) == (container, rate), (ext, info)
+        if ext == "flac":  # lossless: libsndfile rounds floats to 16 bits a little differently for FLAC
+            assert np.abs(sf.read(path, dtype="int16")[0].astype(int) - wav).max() <= 1
+        elif ext != "mp3":  # an mp3 decoder adds its own delay
+            assert info.frames == len(wav), (ext, info.frames, len(wav))
+    raw = np.frombuffer(write("a.pcm").read_bytes(), dtype="<i2")
+    np.testing.assert_array_equal(raw, wav)
+    # --format wins over the extension, and picks what goes to stdout
+    assert sf.info(str(write("a.audio", "--format", "flac"))).format == "FLAC"
+    capfdbinary.readouterr()
+    assert synth(tiny_voice, "Hello there.", "-o", "-", "--format", "flac", "-q") == 0
+    assert capfdbinary.readouterr().out[:4] == b"fLaC"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("a.xyz", "its extension '.xyz' names no audio format; end it in .wav, .pcm, .flac"),
+    ("noext", "it has no extension to name its format"),
+])
+def test_synth_refuses_an_output_that_names_no_format(capsys, tmp_path, name, message):
+    # before any model loads: the voice named does not even exist
+    err = _one_line_error(capsys, ["synth", "Hello.", "-o", str(tmp_path / name), "--voice", str(tmp_path / "none")])
+    assert message in err and "(or give --format)" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_opus_needs_a_rate_it_encodes():
+    from tts.formats import FormatError, available, format_for_path
+
+    if "opus" not in available(None):
+        pytest.skip("this libsndfile writes no opus")
+    assert format_for_path("a.OPUS", sample_rate=48000) == "opus"
+    with pytest.raises(FormatError, match="opus encodes only 8000, .* Hz audio and this voice speaks at 22050 Hz; use one of wav"):
+        format_for_path("a.opus", sample_rate=22050)
+    assert "opus" not in available(22050) and "wav" in available(22050)
+
+
 def test_synth_options_change_the_audio(tiny_voice, tmp_path, capsys):
     def seconds(*options):
         path = tmp_path / "o.wav"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tts
+from tts.formats import FormatError
 from tts.synth import (MAX_CHARS, SynthesisError, SynthesisSettings, change_speed, split_sentences, split_text,
                        stream_audio, synthesize_texts)
 from tts.text import TextError
@@ -167,6 +168,15 @@ def test_python_api(tiny_voice, tmp_path):
     data, rate = sf.read(path, dtype="float32")
     assert rate == 8000 and len(data) == saved.samples == len(speech.wav)
     np.testing.assert_allclose(data, speech.wav, atol=1 / 32767)
+    speaker.save("Hello from Python.", tmp_path / "api.flac", seed=1)
+    speech.save(tmp_path / "speech.flac")
+    for name in ("api.flac", "speech.flac"):  # the extension names the format, through both
+        flac, rate = sf.read(tmp_path / name, dtype="float32")
+        assert sf.info(str(tmp_path / name)).format == "FLAC" and rate == 8000
+        np.testing.assert_allclose(flac, speech.wav, atol=2 / 32767)
+    with pytest.raises(FormatError, match="names no audio format"):
+        speech.save(tmp_path / "speech.txt")
+    assert not (tmp_path / "speech.txt").exists()
     assert speech._repr_html_().startswith('<audio controls src="data:audio/wav;base64,UklGR')  # "RIFF"
     with pytest.raises(TypeError, match="speak_many takes a list"):
         speaker.speak_many("one text")

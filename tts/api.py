@@ -111,8 +111,9 @@ class Synthesizer:
 
     def save(self, text: str, path: Union[str, Path], *, seed: Optional[int] = None, speed: float = 1.0,
              sentence_silence: float = 0.3) -> SpeechInfo:
-        """Speak ``text`` into a 16-bit wav file at ``path`` as it is made (the file appears whole
-        or not at all); returns what was spoken, without the audio."""
+        """Speak ``text`` into ``path`` as it is made, in the format its extension names (.wav,
+        .flac, .ogg, .mp3, .pcm; tts.formats); the file appears whole or not at all. Returns what
+        was spoken, without the audio."""
         return synthesize_to_file(self.voice, _check_text(text), path,
                                   self.settings_for(seed=seed, speed=speed, sentence_silence=sentence_silence))
 

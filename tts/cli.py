@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tts.errors import TTSError
+from tts.formats import ENCODINGS as ENCODING_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +115,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not text.strip():
         raise UserError("the text is empty")
     check_output_file(args.output)
+    from tts.formats import format_for_path
+
+    fmt = format_for_path(args.output, sample_rate=None, explicit=args.format)  # again at the voice's rate
     _check_png("--save-mel", args.save_mel)
     _check_png("--save-alignment", args.save_alignment)
     if args.output == "-" and sys.stdout.isatty():
-        raise UserError("-o - writes binary WAV to stdout, which is a terminal; redirect it (> out.wav) or pipe it")
+        raise UserError(f"-o - writes binary {fmt} audio to stdout, which is a terminal; redirect it "
+                        f"(> out.{fmt}) or pipe it")
     from tts.text import Frontend
 
     frontend = Frontend(normalizer=args.normalizer)
@@ -131,8 +136,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     voice.vocoder_named(args.vocoder)  # a vocoder the voice lacks fails here, before any work
     began = time.perf_counter()
     # The audio is written as the sentences finish, so memory does not grow with the text.
-    speech = synthesize_to_file(voice, text, args.output, settings, details=bool(args.save_mel or args.save_alignment),
-                                progress=not args.quiet)
+    speech = synthesize_to_file(voice, text, args.output, settings, fmt=args.format,
+                                details=bool(args.save_mel or args.save_alignment), progress=not args.quiet)
     elapsed = time.perf_counter() - began
     if args.save_mel:
         save_mel_plot(speech, args.save_mel, audio=voice.audio)
@@ -355,12 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="show debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    synth = sub.add_parser("synth", help="speak text into a wav file",
-                           description="Speak text of any length into a wav file. Long text is cut into sentences "
+    synth = sub.add_parser("synth", help="speak text into an audio file",
+                           description="Speak text of any length into an audio file (wav, flac, ogg, mp3, ...). Long text is cut into sentences "
                                        "(over-long ones at clause boundaries), synthesized in batches and joined "
                                        "with --sentence-silence.")
     synth.add_argument("text", nargs="?", help="text to speak ('-' or nothing: read stdin)")
-    synth.add_argument("-o", "--output", required=True, help="output .wav path ('-' for stdout)")
+    synth.add_argument("-o", "--output", required=True,
+                       help="output file; its extension names the format: .wav, .flac, .ogg, .mp3, .pcm (raw "
+                            "16-bit little-endian), .opus where the voice's rate allows ('-': stdout, wav)")
+    synth.add_argument("--format", choices=list(ENCODING_NAMES),
+                       help="write this format whatever the output's extension (e.g. with -o -)")
     synth.add_argument("--text-file", help="read the text from this file")
     _synthesis_options(synth)
     synth.add_argument("--save-mel", metavar="PNG", help="also save a plot of the mel spectrogram")

@@ -8,7 +8,7 @@
   function on batches it composes from concurrent requests.
 - **assemble**: ``stream`` yields the rendered chunks in text order as each window finishes;
   ``synthesize_texts`` joins them per text into a Speech, ``stream_audio`` hands one text's audio
-  out piece by piece (silences included) and ``write_wav_stream`` writes it to a file as it comes,
+  out piece by piece (silences included) and ``write_audio_stream`` writes it to a file as it comes,
   so memory stays flat for any text length: only one window's waveforms are held.
 
 The same texts, settings and seed give the same samples through every entry point as long as the
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["MAX_CHARS", "VOCODERS", "SPEED_RANGE", "MAX_SILENCE", "SynthesisError", "SynthesisSettings", "Chunk",
            "Rendered", "Speech", "SpeechInfo", "split_sentences", "split_text", "change_speed", "render", "stream",
-           "stream_audio", "synthesize_texts", "write_wav_stream", "save_mel_plot", "save_alignment_plot"]
+           "stream_audio", "synthesize_texts", "write_audio_stream", "write_wav_stream", "save_mel_plot", "save_alignment_plot"]
 
 MAX_CHARS = 250
 VOCODERS = ("auto",) + VOCODER_NAMES  # what a user may ask for
@@ -293,11 +293,10 @@ class Speech:
     def seconds(self) -> float:
         return len(self.wav) / self.sample_rate
 
-    def save(self, path: Union[str, Path]) -> None:
-        """Write a 16-bit PCM wav ("-": stdout); a file appears whole or not at all."""
-        from tts.audio import save_wav
-
-        save_wav(path, self.wav, self.sample_rate)
+    def save(self, path: Union[str, Path], *, fmt: Optional[str] = None) -> None:
+        """Write the audio to ``path`` ("-": stdout, wav) in the format its extension names (.wav,
+        .flac, .ogg, .mp3, ...; tts.formats) or ``fmt``; a file appears whole or not at all."""
+        write_audio_stream(path, [self.wav], self.sample_rate, fmt=fmt)
 
     def _repr_html_(self) -> str:  # a player in Jupyter notebooks
         from tts.audio import wav_bytes
@@ -382,18 +381,25 @@ def _umask() -> int:
     return mask
 
 
-def write_wav_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sample_rate: int) -> int:
-    """Write float32 pieces as one 16-bit PCM wav while they come; returns the sample count.
+def write_audio_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sample_rate: int, *,
+                       fmt: Optional[str] = None) -> int:
+    """Write float32 pieces as one 16-bit mono file while they come; returns the sample count.
 
-    The audio goes to a temporary file (beside ``path``, or in the temp directory for "-", stdout)
-    whose header is fixed up when the last piece is in; only then is it renamed into place (or
-    copied to stdout): a failure part way leaves the old file, or nothing, and never a torn one.
+    The format is ``fmt``, or the one ``path``'s extension names (tts.formats.format_for_path:
+    .wav, .flac, .ogg, .mp3, .pcm, ...; "-", stdout, is wav), checked before the first piece is
+    asked for. The audio goes to a temporary file (beside ``path``, or in the temp directory for
+    "-") that libsndfile encodes into as the pieces come and finishes when the last is in; only
+    then is it renamed into place (or copied to stdout): a failure part way leaves the old file, or
+    nothing, and never a torn one.
     """
     import shutil
     import sys
 
     import soundfile as sf
 
+    from tts.formats import ENCODINGS, format_for_path
+
+    container, subtype = ENCODINGS[format_for_path(str(path), sample_rate=sample_rate, explicit=fmt)].sndfile
     to_stdout = str(path) == "-"
     directory = None if to_stdout else (Path(path).parent if str(Path(path).parent) else Path("."))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tts-synth." if to_stdout else f".{Path(path).name}.",
@@ -401,7 +407,8 @@ def write_wav_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sampl
     samples = 0
     try:
         with os.fdopen(fd, "w+b") as raw:
-            with sf.SoundFile(raw, "w", samplerate=sample_rate, channels=1, format="WAV", subtype="PCM_16") as out:
+            with sf.SoundFile(raw, "w", samplerate=sample_rate, channels=1, format=container, subtype=subtype,
+                              endian="LITTLE" if container == "RAW" else "FILE") as out:
                 for piece in pieces:
                     out.write(np.clip(piece, -1.0, 1.0))
                     samples += len(piece)
@@ -423,13 +430,19 @@ def write_wav_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sampl
     return samples
 
 
+def write_wav_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sample_rate: int) -> int:
+    """``write_audio_stream`` in wav whatever ``path``'s extension."""
+    return write_audio_stream(path, pieces, sample_rate, fmt="wav")
+
+
 def synthesize_to_file(voice, text: str, path: Union[str, Path], settings: SynthesisSettings, *,
-                       details: bool = False, progress: bool = False) -> SpeechInfo:
-    """``text`` spoken into a wav at ``path`` ("-": stdout) with memory that does not grow with
-    the text (the audio is written as it is made); what was spoken comes back as a SpeechInfo."""
+                       fmt: Optional[str] = None, details: bool = False, progress: bool = False) -> SpeechInfo:
+    """``text`` spoken into ``path`` ("-": stdout) in the format its extension names, or ``fmt``
+    (``write_audio_stream``), with memory that does not grow with the text (the audio is written as
+    it is made); what was spoken comes back as a SpeechInfo."""
     record: list[Rendered] = []
-    samples = write_wav_stream(path, stream_audio(voice, text, settings, details=details, progress=progress,
-                                                  record=record), voice.sample_rate)
+    samples = write_audio_stream(path, stream_audio(voice, text, settings, details=details, progress=progress,
+                                                    record=record), voice.sample_rate, fmt=fmt)
     return SpeechInfo(samples=samples, sample_rate=voice.sample_rate, sentences=tuple(r.chunk.text for r in record),
                       stop_reasons=tuple(r.stop_reason for r in record),
                       mels=tuple(r.mel for r in record) if details else (),

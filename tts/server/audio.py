@@ -1,54 +1,20 @@
-"""Audio encodings the server answers in: streamed wav and raw pcm, and the compressed formats
-that the installed libsndfile can write (encoded once the whole text is spoken)."""
+"""Audio encodings the server answers in (tts.formats): wav and raw pcm streamed as the audio is
+made, and the compressed formats that the installed libsndfile can write, encoded once the whole
+text is spoken."""
 
 from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
+from tts.formats import ENCODINGS, available  # noqa: F401  (the server's formats are the package's)
+
 # An unknown length: 0xFFFFFFFF in the RIFF and data sizes, as streaming servers send it; players
 # and libsndfile read to the end of the stream.
 UNKNOWN = 0xFFFFFFFF
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-
-
-@dataclass(frozen=True)
-class Encoding:
-    name: str
-    media_type: str
-    streamed: bool
-    sndfile: Optional[tuple[str, str]] = None  # (format, subtype) for soundfile
-
-
-ENCODINGS = {
-    "wav": Encoding("wav", "audio/wav", True),
-    "pcm": Encoding("pcm", "audio/pcm", True),
-    "flac": Encoding("flac", "audio/flac", False, ("FLAC", "PCM_16")),
-    "ogg": Encoding("ogg", "audio/ogg", False, ("OGG", "VORBIS")),
-    "opus": Encoding("opus", "audio/ogg", False, ("OGG", "OPUS")),
-    "mp3": Encoding("mp3", "audio/mpeg", False, ("MP3", "MPEG_LAYER_III")),
-}
-
-
-def available(sample_rate: int) -> list[str]:
-    """The encodings this process can produce at ``sample_rate``."""
-    import soundfile as sf
-
-    names = []
-    for name, encoding in ENCODINGS.items():
-        if encoding.sndfile is None:
-            names.append(name)
-            continue
-        fmt, subtype = encoding.sndfile
-        if fmt in sf.available_formats() and subtype in sf.available_subtypes(fmt):
-            if subtype == "OPUS" and sample_rate not in OPUS_RATES:
-                continue
-            names.append(name)
-    return names
 
 
 def pcm16(wav: np.ndarray) -> bytes:
