@@ -53,6 +53,25 @@ def test_resume_refuses_changed_model(corpus, tmp_path, capsys):
     assert "acoustic.decoder_dim: 64 -> 48" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_model_section_may_change_until_its_stage_has_trained(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(run, corpus, "trainer.max_steps=1", "stage=acoustic") == 0
+    # The vocoder has no weights here: the acoustic stage resumes under a redesigned vocoder section...
+    assert _train(run, corpus, "trainer.max_steps=2", "stage=acoustic", "vocoder.residual_channels=12") == 0
+    # ...which the vocoder then trains with; from then on it is held to it.
+    assert _train(run, corpus, "trainer.max_steps=1", "stage=vocoder", "vocoder.residual_channels=12") == 0
+    card = json.loads((run / "voice.json").read_text())
+    assert card["acoustic"]["steps"] == 2 and card["vocoder"]["config"]["residual_channels"] == 12
+    capsys.readouterr()
+    assert _train(run, corpus, "trainer.max_steps=2", "stage=acoustic") == 1
+    err = capsys.readouterr().err
+    assert "vocoder.residual_channels: 12 -> 8" in err and len(err.strip().splitlines()) == 1
+    # the audio section is held once either stage has trained
+    assert _train(run, corpus, "trainer.max_steps=2", "stage=vocoder", "vocoder.residual_channels=12",
+                  "audio.f_max=3000") == 1
+    assert "audio.f_max: " in capsys.readouterr().err
+
+
 def test_bad_corpus_row_stops_before_training(corpus, tmp_path, capsys):
     (corpus / "wavs" / "LJ002.wav").unlink()
     assert _train(tmp_path / "run", corpus, "trainer.max_steps=1") == 1

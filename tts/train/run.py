@@ -69,8 +69,17 @@ class StopAfter(Callback):
             trainer.should_stop = True
 
 
+def _has_trained(run_dir: Path, stage: str) -> bool:
+    """Whether ``stage`` (acoustic or vocoder) has weights in ``run_dir``: a checkpoint or an export."""
+    return (run_dir / f"{stage}.safetensors").is_file() or any((run_dir / stage / "checkpoints").glob("*.ckpt"))
+
+
 def _check_compatible(run_dir: Path, recipe: Recipe) -> None:
-    """Refuse to resume a run whose model or audio sections have changed since it started."""
+    """Refuse to go on with a run whose trained weights no longer fit its recipe: a model section
+    (acoustic, vocoder) changed since that stage was trained here, or the audio section once either
+    was. A section whose model has no weights here yet may change: the acoustic stage of an old run
+    resumes under a recipe whose vocoder has since been redesigned, and the vocoder then starts
+    afresh with the new one."""
     from omegaconf import OmegaConf
 
     saved_path = run_dir / "recipe.yaml"
@@ -78,8 +87,11 @@ def _check_compatible(run_dir: Path, recipe: Recipe) -> None:
         return
     saved = OmegaConf.to_container(OmegaConf.load(saved_path))
     current = recipe_to_dict(recipe)
+    trained = {stage: _has_trained(run_dir, stage) for stage in ("acoustic", "vocoder")}
     changed = []
     for section in MODEL_SECTIONS:
+        if not (any(trained.values()) if section == "audio" else trained[section]):
+            continue
         for key, value in current[section].items():
             old = saved.get(section, {}).get(key)
             if isinstance(value, tuple):
