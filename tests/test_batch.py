@@ -106,6 +106,32 @@ def test_batch_writes_wavs_and_manifest_and_skips_done_items(tiny_voice, tmp_pat
     assert capsys.readouterr().err.strip().splitlines()[-1].startswith("0 written, 0 failed, 6 already done")
 
 
+def test_batch_writes_the_format_asked_for_and_eval_reads_it(tiny_voice, tmp_path, capsys):
+    source = write(tmp_path / "in.csv", "a|Hello there.\nb|Speech is fun.\n")
+    out = tmp_path / "out"
+    assert batch(tiny_voice, source, "-o", out, "-q") == 0
+    assert batch(tiny_voice, source, "-o", out, "--format", "flac") == 0  # the wavs do not count as done
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("2 written, 0 failed, 0 already done")
+    latest = {r["id"]: r for r in manifest_lines(out)}
+    for uid in ("a", "b"):
+        assert latest[uid]["path"] == f"{uid}.flac" and sf.info(str(out / f"{uid}.flac")).format == "FLAC"
+        wav = sf.read(out / f"{uid}.wav", dtype="int16")[0].astype(int)
+        assert abs(sf.read(out / f"{uid}.flac", dtype="int16")[0].astype(int) - wav).max() <= 1  # same samples
+    assert batch(tiny_voice, source, "-o", out, "--format", "flac") == 0  # now they do
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("0 written, 0 failed, 2 already done")
+    # tts eval scores ID.flac when there is no ID.wav (MCD against the wavs: the same audio)
+    flacs = tmp_path / "flacs"
+    flacs.mkdir()
+    for uid in ("a", "b"):
+        (out / f"{uid}.flac").rename(flacs / f"{uid}.flac")
+    assert main(["eval", str(flacs), str(source), "--no-asr", "--reference", str(out), "-q"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("2 files: MCD ") and float(last.split("MCD ")[1].split()[0]) < 0.5, last
+    with pytest.raises(SystemExit) as refused:
+        main(["batch", str(source), "-o", str(out), "--format", "aiff"])
+    assert refused.value.code == 2 and "invalid choice: 'aiff'" in capsys.readouterr().err
+
+
 def test_batch_options_match_tts_synth(tiny_voice, tmp_path, capsys):
     """`tts batch` and `tts synth` run the same synthesis: the same options give the same samples."""
     text = "First sentence here. And a second, longer one."

@@ -1,4 +1,5 @@
-"""`tts batch`: synthesize every item of a file into OUTDIR/ID.wav, with a manifest.
+"""`tts batch`: synthesize every item of a file into OUTDIR/ID.wav (or ID.flac, ID.mp3, ... with
+``format``; tts.formats), with a manifest.
 
 Input formats (by suffix, else by content):
     .jsonl            one {"id": ..., "text": ...} object per line ("id" optional)
@@ -10,8 +11,8 @@ OUTDIR/manifest.jsonl gets one line per finished or failed item: id, path (relat
 seconds, rtf (compute seconds per audio second of the batch the item was in), error (null when it
 worked). The last line of an id wins.
 
-Resuming: a rerun skips every item whose last record has no error and whose wav exists; failed
-items are tried again. Each wav is written to a temporary name and renamed into place, and each
+Resuming: a rerun skips every item whose last record has no error and whose file, in the format
+asked for, exists; failed items are tried again. Each wav is written to a temporary name and renamed into place, and each
 manifest line is one append, so an interrupted run loses at most the batch it was in.
 
 Failures: an item that cannot be spoken, or whose batch fails in the model and then fails again
@@ -53,7 +54,7 @@ class BatchInputError(TTSError):
 
 @dataclass(frozen=True)
 class BatchItem:
-    id: str  # the wav is OUTDIR/ID.wav; items broken in the input get "#lineN" ids that no file can have
+    id: str  # the audio is OUTDIR/ID.FORMAT; items broken in the input get "#lineN" ids that no file can have
     text: str
     line: int
     error: Optional[str] = None  # a problem found while reading: recorded, not synthesized
@@ -68,6 +69,13 @@ class BatchSettings(SynthesisSettings):
     device: Optional[str] = None  # None: cuda:LOCAL_RANK when CUDA is there, else cpu
     progress: bool = True
     normalizer: str = "builtin"  # tts.text.Frontend's: builtin or nemo
+    format: str = "wav"  # tts.formats: each item is written to OUTDIR/ID.FORMAT
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from tts.formats import check_format
+
+        check_format(self.format, None)  # and again at the voice's rate, once it is loaded
 
     @property
     def synthesis(self) -> SynthesisSettings:
@@ -191,14 +199,16 @@ def close_cut_line(outdir: Path) -> None:
                     os.close(append_line)
 
 
-def is_done(item: BatchItem, records: dict[str, dict], outdir: Path) -> bool:
+def is_done(item: BatchItem, records: dict[str, dict], outdir: Path, fmt: str = "wav") -> bool:
     record = records.get(item.id)
-    return record is not None and record.get("error") is None and (Path(outdir) / f"{item.id}.wav").is_file()
+    return (record is not None and record.get("error") is None and record.get("path") == f"{item.id}.{fmt}"
+            and (Path(outdir) / f"{item.id}.{fmt}").is_file())
 
 
-def pending(items: Sequence[BatchItem], outdir: Path) -> list[BatchItem]:
+def pending(items: Sequence[BatchItem], outdir: Path, fmt: str = "wav") -> list[BatchItem]:
+    """The items not yet written to OUTDIR/ID.FMT (another format's file does not count)."""
     records = read_manifest(outdir)
-    return [item for item in items if not is_done(item, records, outdir)]
+    return [item for item in items if not is_done(item, records, outdir, fmt)]
 
 
 def shard(items: Sequence[BatchItem], rank: int, world: int) -> list[BatchItem]:
@@ -244,7 +254,7 @@ def run_batch(voice, items: Sequence[BatchItem], outdir: Path, settings: BatchSe
     began = time.perf_counter()
     close_cut_line(outdir)
     mine = shard(items, rank, world)
-    todo = pending(mine, outdir)
+    todo = pending(mine, outdir, settings.format)
     counts = {"done": 0, "failed": 0, "skipped": len(mine) - len(todo), "seconds": 0.0, "elapsed": 0.0}
     for item in todo:
         if item.error is not None:
@@ -265,8 +275,9 @@ def run_batch(voice, items: Sequence[BatchItem], outdir: Path, settings: BatchSe
                                          "error": _error_line(result)})
                 counts["failed"] += 1
                 continue
-            result.save(outdir / f"{item.id}.wav")
-            append_manifest(outdir, {"id": item.id, "path": f"{item.id}.wav", "seconds": round(result.seconds, 3),
+            name = f"{item.id}.{settings.format}"
+            result.save(outdir / name, fmt=settings.format)
+            append_manifest(outdir, {"id": item.id, "path": name, "seconds": round(result.seconds, 3),
                                      "rtf": round(compute / max(audio_seconds, 1e-9), 4), "error": None})
             counts["done"] += 1
             counts["seconds"] += result.seconds
@@ -306,6 +317,9 @@ def run_process(items: Sequence[BatchItem], outdir: Path, settings: BatchSetting
 
     voice = Synthesizer.load(settings.voice, device=device, vocoder=settings.vocoder,
                              normalizer=settings.normalizer).voice
+    from tts.formats import check_format
+
+    check_format(settings.format, voice.sample_rate)
     return run_batch(voice, items, outdir, settings, rank=rank, world=world)
 
 
@@ -345,10 +359,10 @@ def run_devices(items: Sequence[BatchItem], outdir: Path, settings: BatchSetting
                               f"run the same command to go on") from None
 
 
-def summarize(items: Sequence[BatchItem], outdir: Path) -> dict:
-    """What the manifest says now about ``items``: {"done", "failed", "seconds", "failed_ids"}."""
+def summarize(items: Sequence[BatchItem], outdir: Path, fmt: str = "wav") -> dict:
+    """What the manifest says now about ``items`` written as ``fmt``: {"done", "failed", "seconds", "failed_ids"}."""
     records = read_manifest(outdir)
-    done = [item for item in items if is_done(item, records, outdir)]
+    done = [item for item in items if is_done(item, records, outdir, fmt)]
     failed = [item.id for item in items if item.id in records and records[item.id].get("error") is not None]
     return {"done": len(done), "failed": len(failed), "failed_ids": failed,
             "seconds": sum(records[item.id]["seconds"] for item in done)}

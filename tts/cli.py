@@ -230,13 +230,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     outdir = batch.prepare_outdir(args.output)
     settings = batch.BatchSettings(voice=args.voice, vocoder=args.vocoder, device=args.device, seed=args.seed,
                                    batch_size=args.batch_size, sentence_silence=args.sentence_silence,
-                                   speed=args.speed, progress=not args.quiet, normalizer=args.normalizer)
+                                   speed=args.speed, progress=not args.quiet, normalizer=args.normalizer,
+                                   format=args.format)
     rank, world, local_rank = batch.launcher_rank()
     if world > 1 and args.devices > 1:
         raise UserError(f"--devices {args.devices} starts its own processes; under a launcher (WORLD_SIZE={world}) "
                         f"leave it out")
     mine = batch.shard(items, rank, world)
-    before = batch.pending(mine, outdir)
+    before = batch.pending(mine, outdir, settings.format)
     began = time.perf_counter()
     try:
         if args.devices > 1:
@@ -245,12 +246,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
             batch.run_process(items, outdir, settings, rank=rank, world=world,
                               device=batch.process_device(settings, local_rank))
     except KeyboardInterrupt:
-        done = batch.summarize(items, outdir)["done"]
+        done = batch.summarize(items, outdir, settings.format)["done"]
         print(f"tts batch: interrupted; {done} of {len(items)} items are finished in {outdir} and kept; "
               f"run the same command to go on", file=sys.stderr)
         return 130
     elapsed = time.perf_counter() - began
-    summary = batch.summarize(before, outdir)
+    summary = batch.summarize(before, outdir, settings.format)
     share = f"rank {rank} of {world}: " if world > 1 else ""
     if not args.quiet:
         print(f"{share}{summary['done']} written, {summary['failed']} failed, {len(mine) - len(before)} already done: "
@@ -398,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
                                        "skips finished items and retries failed ones.")
     batch.add_argument("input", help="a .txt, .csv (id|text) or .jsonl file")
     batch.add_argument("-o", "--output", required=True, help="output directory")
+    batch.add_argument("--format", choices=list(ENCODING_NAMES), default="wav",
+                       help="write OUTDIR/ID.FORMAT: wav (default), flac, ogg, mp3, pcm, or opus where the voice's "
+                            "rate allows")
     _synthesis_options(batch)
     _normalizer_option(batch)
     batch.add_argument("--devices", type=_ranged(int, 1), default=1,

@@ -139,10 +139,22 @@ class ItemScore:
     mcd: Optional[float]
 
 
+READABLE = (".wav", ".flac", ".ogg", ".mp3", ".opus")  # what `tts batch --format` writes, less headerless pcm
+
+
+def audio_file(folder: Path, uid: str) -> Optional[Path]:
+    """FOLDER/UID.wav, else the first of FOLDER/UID.flac, .ogg, .mp3, .opus that exists; None if none does."""
+    for suffix in READABLE:
+        path = folder / f"{uid}{suffix}"
+        if path.is_file():
+            return path
+    return None
+
+
 def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] = None,
              asr: Optional[str] = DEFAULT_RECOGNIZER, skip_missing: bool = False,
              progress: bool = False) -> tuple[list[ItemScore], dict]:
-    """Score DIR/ID.wav for every ``id|text`` line of ``transcript``; ``asr`` names the recognizer
+    """Score DIR/ID.wav (or ID.flac, .ogg, .mp3, .opus: ``audio_file``) for every ``id|text`` line of ``transcript``; ``asr`` names the recognizer
     ("whisper" or "pocketsphinx"; None: no error rates).
 
     Returns (per-item scores, summary). The summary holds "files", "missing" (ids without a wav,
@@ -171,7 +183,7 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
     if broken:
         raise EvalError(f"{transcript}: {broken[0].error}")
     folders = [wav_dir] + ([Path(reference_dir)] if reference_dir is not None else [])
-    missing = [item.id for item in items if any(not (folder / f"{item.id}.wav").is_file() for folder in folders)]
+    missing = [item.id for item in items if any(audio_file(folder, item.id) is None for folder in folders)]
     if missing and not skip_missing:
         raise EvalError(f"{len(missing)} of {len(items)} transcript ids have no wav in "
                         f"{' or '.join(map(str, folders))} (first: {missing[0]}); "
@@ -185,7 +197,7 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
     audio = AudioConfig(sample_rate=ASR_SAMPLE_RATE)  # everything is scored at 16 kHz
     scores = []
     for item in tqdm(items, unit="file", desc="eval", disable=not progress):
-        wav = load_wav(wav_dir / f"{item.id}.wav", audio, resample=True)
+        wav = load_wav(audio_file(wav_dir, item.id), audio, resample=True)
         hypothesis = wer = cer = mcd = None
         if recognizer is not None:
             hypothesis = recognizer(wav, audio.sample_rate)
@@ -193,7 +205,7 @@ def evaluate(wav_dir: Path, transcript: Path, *, reference_dir: Optional[Path] =
                 rates = error_rates([item.text], [hypothesis])
                 wer, cer = rates["wer"], rates["cer"]
         if reference_dir is not None:
-            reference = load_wav(Path(reference_dir) / f"{item.id}.wav", audio, resample=True)
+            reference = load_wav(audio_file(Path(reference_dir), item.id), audio, resample=True)
             mcd = mel_cepstral_distortion(wav, reference, audio.sample_rate)
         scores.append(ItemScore(item.id, item.text, hypothesis, wer, cer, mcd))
 
