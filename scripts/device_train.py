@@ -10,7 +10,7 @@ Made for a machine that has torch, Lightning and a GPU but no festival, no corpu
    and its data); make_teacher_corpus.render_chunk does the rendering and the same trimming and
    levelling, on every core. 4 h of audio would not travel; its 60 kB of text does.
 2. The features are cached once, on every core.
-3. Both stages train side by side on the one GPU (`tts train ... stage=acoustic` and
+3. Both stages (or those named by --stages) train side by side on the one GPU (`tts train ... stage=acoustic` and
    `stage=vocoder`, the real entry point, init_from the shipped voice), each with
    trainer.max_minutes set so that both have exported before the deadline.
 4. OUT gets the exported weights as fp16 safetensors (each under the 16 MiB a file that comes
@@ -152,6 +152,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="festival processes and feature workers")
     parser.add_argument("--acoustic", nargs="*", default=[], help="settings for the acoustic stage only")
     parser.add_argument("--vocoder", nargs="*", default=[], help="settings for the vocoder stage only")
+    parser.add_argument("--stages", nargs="+", choices=("acoustic", "vocoder"), default=["acoustic", "vocoder"],
+                        help="the stages to train (default both, side by side); one alone gets the whole GPU")
     parser.add_argument("settings", nargs="*", help="key=value settings for both stages")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -169,10 +171,12 @@ def main() -> int:
     if minutes <= 0.5:
         log("no time left to train")
         return 1
-    log(f"training both stages for {minutes:.2f} min")
+    log(f"training {' and '.join(args.stages)} for {minutes:.2f} min")
     entry = "import sys; from tts.cli import main; sys.exit(main())"
     procs = {}
     for stage, extra in (("acoustic", args.acoustic), ("vocoder", args.vocoder)):
+        if stage not in args.stages:
+            continue
         argv = [sys.executable, "-c", entry, "train", "recipe=teacher", f"stage={stage}", *common, *extra,
                 f"trainer.max_minutes={minutes:.3f}"]
         logfile = open(args.out / f"{stage}.log", "w")
