@@ -211,11 +211,18 @@ def test_formats(server, voice):
     ({"input": "Hello.", "colour": "red"}, 400, "unknown field"),
     ({"voice": "tiny"}, 400, "missing field 'input'"),
     ({"input": 42}, 400, "input must be a string"),
+    ({"input": "Hello.", "stream_format": "sse"}, 400, "stream_format 'sse' is not served; use 'audio'"),
+    ({"input": "Hello.", "instructions": ["loud"]}, 400, "instructions must be a string"),
 ])
 def test_bad_requests_get_a_4xx_json_error(server, body, status, message):
     response = speech(server, body)
     assert response.status_code == status and message in response.json()["error"]["message"]
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_openai_fields_this_voice_ignores_are_accepted(server):
+    response = speech(server, {"input": "Hello.", "stream_format": "audio", "instructions": "Speak calmly."})
+    assert response.status_code == 200 and response.content[:4] == b"RIFF"
 
 
 def test_malformed_bodies_and_queries(server):

@@ -277,6 +277,13 @@ def create_app(settings: ServerSettings, worker: Worker, metrics: Metrics) -> Fa
         model = body.get("model", "tts")
         if model not in MODELS:
             raise RequestError(f"unknown model {model!r}; use one of {', '.join(MODELS)}", param="model")
+        stream_format = body.get("stream_format", "audio")
+        if stream_format != "audio":  # OpenAI's "sse" wraps base64 audio in events; a client that asks wants them
+            raise RequestError(f"stream_format {stream_format!r} is not served; use 'audio' (the body is the "
+                               f"audio itself, streamed as it is made)", param="stream_format")
+        if not isinstance(body.get("instructions", ""), str):
+            raise RequestError("instructions must be a string (this voice speaks one way and ignores them)",
+                               param="instructions")
         fmt = body.get("response_format", "wav")
         return await _speak(request, "/v1/audio/speech", fmt, text=body["input"], voice=body.get("voice"),
                             vocoder=body.get("vocoder"), seed=body.get("seed"), speed=body.get("speed", 1.0),
