@@ -172,6 +172,14 @@ def test_synth_refuses_an_output_that_names_no_format(capsys, tmp_path, name, me
     assert list(tmp_path.iterdir()) == []
 
 
+def test_synth_speaks_inline_pronunciations_and_refuses_misspelled_ones(tiny_voice, tmp_path, capsys):
+    assert synth(tiny_voice, "Say {T AH0 M EY1 T OW2}.", "-o", str(tmp_path / "a.wav"), "-q") == 0
+    assert sf.info(str(tmp_path / "a.wav")).frames > 0
+    err = _one_line_error(capsys, ["synth", "Say {T AH0 M EY1 T OX2}.", "-o", str(tmp_path / "b.wav"),
+                                   "--voice", str(tmp_path / "none")])  # refused before any voice loads
+    assert "'OX2' is not an ARPAbet phoneme" in err and not (tmp_path / "b.wav").exists()
+
+
 def test_opus_needs_a_rate_it_encodes():
     from tts.formats import FormatError, available, format_for_path
 

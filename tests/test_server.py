@@ -211,6 +211,7 @@ def test_formats(server, voice):
     ({"input": "Hello.", "colour": "red"}, 400, "unknown field"),
     ({"voice": "tiny"}, 400, "missing field 'input'"),
     ({"input": 42}, 400, "input must be a string"),
+    ({"input": "Say {HH AX0 L OW1}."}, 400, "'AX0' is not an ARPAbet phoneme"),
     ({"input": "Hello.", "stream_format": "sse"}, 400, "stream_format 'sse' is not served; use 'audio'"),
     ({"input": "Hello.", "instructions": ["loud"]}, 400, "instructions must be a string"),
 ])

@@ -154,6 +154,34 @@ def test_homographs(frontend, text, word, phones):
     assert per_word[words.index(word)] == phones
 
 
+def test_inline_pronunciations_in_braces(frontend):
+    # ARPAbet in curly braces is spoken as written (NVIDIA's Tacotron 2 reads it so); the text
+    # around it is normalized as before, with the whole sentence in view
+    words, phones = frontend.describe("I paid $5 for {T AH0 M EY1 T OW2} on Jan. 5.")
+    assert words == "i paid five dollars for {T AH0 M EY1 T OW2} on january fifth ."
+    assert " ".join(phones).startswith("AY1 | P EY1 D | F AY1 V | D AA1 L ER0 Z | F AO1 R | T AH0 M EY1 T OW2 | AA1 N")
+    assert frontend.phonemize("{HH AH0 L OW1}, {W ER1 L D}!") == ["HH", "AH0", "L", "OW1", ",", "|", "W", "ER1",
+                                                                 "L", "D", "!"]
+    token = frontend.explain("Say {HH AH0 L OW1}.")["tokens"][1]
+    assert token == {"token": "{HH AH0 L OW1}", "class": "phonemes", "written": "{HH AH0 L OW1}",
+                     "phonemes": ["HH", "AH0", "L", "OW1"]}
+    # all-capital text keeps its own casing rules around a span
+    assert frontend.normalize("SAY {HH AH0 L OW1} NOW.") == frontend.normalize("SAY HELLO NOW.").replace(
+        "hello", "{HH AH0 L OW1}")
+    # braces around anything that is not ARPAbet are text, as before
+    assert frontend.normalize("Code { return x } here.") == "code , return x , here ."
+
+
+@pytest.mark.parametrize("text, message", [
+    ("Say {HH AH L OW1}.", "{HH AH L OW1}: the vowel AH needs its stress: AH0 (none), AH1 (primary) or AH2"),
+    ("Say {HH AX0 L OW1}.", "{HH AX0 L OW1}: 'AX0' is not an ARPAbet phoneme; consonants are B CH D"),
+])
+def test_a_misspelled_inline_pronunciation_says_what_is_wrong(frontend, text, message):
+    with pytest.raises(TextError) as error:
+        frontend.phonemize(text)
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+
+
 def test_all_phonemes_are_in_the_default_symbol_table(frontend):
     text = "Dr. Smith paid $3.50 on Jan. 5, 2020 for XYZ's quizzaciously blorfed tensorflow. Really?!"
     phonemes = frontend.phonemize(text)

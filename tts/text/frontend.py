@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
+from typing import Optional
+
 from tts.errors import TTSError
 from tts.text.g2p import G2P
 from tts.text.normalize import Normalizer
-from tts.text.symbols import SymbolTable
+from tts.text.symbols import CONSONANTS, PHONEMES, VOWELS, SymbolTable
+
+# Inline pronunciations, written as NVIDIA's Tacotron 2 reads them: ARPAbet in curly braces,
+# "Say {T AH0 M EY1 T OW2}." A span is read as phonemes when every part looks like an ARPAbet
+# symbol (one or two capitals and an optional stress digit); other braces are text as before.
+_BRACES = re.compile(r"\{([^{}]*)\}")
+_ARPABET_LIKE = re.compile(r"[A-Z]{1,2}[0-2]?")
+PHONEME_CLASS = "phonemes"  # the rule class of an inline pronunciation in explain()
 
 
 class TextError(TTSError):
@@ -14,6 +24,36 @@ class TextError(TTSError):
 
 def _quote(text: str) -> str:
     return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _phoneme_span(content: str) -> Optional[list[str]]:
+    """The phonemes of a braced span, None when it is not meant as one (TextError when it is, but
+    names something that is not an ARPAbet phoneme)."""
+    parts = content.split()
+    if not parts or not all(_ARPABET_LIKE.fullmatch(part) for part in parts):
+        return None
+    for part in parts:
+        if part in PHONEMES:
+            continue
+        if part in VOWELS:
+            raise TextError(f"{{{content}}}: the vowel {part} needs its stress: {part}0 (none), {part}1 "
+                            f"(primary) or {part}2 (secondary), as `tts phonemize` writes it")
+        raise TextError(f"{{{content}}}: {part!r} is not an ARPAbet phoneme; consonants are "
+                        f"{' '.join(CONSONANTS)}, vowels {' '.join(VOWELS)} with a stress digit 0, 1 or 2")
+    return parts
+
+
+def _placeholder(n: int, upper: bool) -> str:
+    """A word no rule rewrites, standing in for the n-th inline pronunciation while the text around
+    it is normalized (so that the rules still see the whole sentence)."""
+    letters = ""
+    while True:
+        n, digit = divmod(n, 26)
+        letters += chr(ord("a") + digit)
+        if n == 0:
+            break
+    word = f"zqxphonemes{letters}"
+    return word.upper() if upper else word
 
 
 class Frontend:
@@ -46,10 +86,31 @@ class Frontend:
                 self._normalizer = NemoNormalizer(lexicon=self._g2p.lexicon)
             else:
                 self._normalizer = Normalizer(lexicon=self._g2p.lexicon)
+        text, spans = self._hold_pronunciations(text)
         annotated = self._normalizer.annotate(text, warn=warn)
+        if spans:
+            annotated = [(spans[token.lower()], PHONEME_CLASS, spans[token.lower()]) if token.lower() in spans
+                         else (token, rule_class, written) for token, rule_class, written in annotated]
         if not any(any(c.isalpha() for c in token) for token, _, _ in annotated):
             raise TextError(f"nothing speakable in the text: {_quote(text.strip())}")
         return annotated
+
+    @staticmethod
+    def _hold_pronunciations(text: str) -> tuple[str, dict[str, str]]:
+        """``text`` with each inline pronunciation ({HH AH0 L OW1}) replaced by a placeholder word,
+        and {placeholder: "{HH AH0 L OW1}"}."""
+        spans: dict[str, str] = {}
+        upper = not any(c.islower() for c in _BRACES.sub(" ", text))  # all-capital text keeps its casing rules
+
+        def hold(match: re.Match) -> str:
+            phones = _phoneme_span(match.group(1))
+            if phones is None:
+                return match.group(0)
+            key = _placeholder(len(spans), upper)
+            spans[key.lower()] = "{" + " ".join(phones) + "}"
+            return f" {key} "
+
+        return _BRACES.sub(hold, text), spans
 
     def check(self, text: str) -> None:
         """Raise as reading ``text`` would (TextError: empty, nothing speakable, a missing extra;

@@ -371,6 +371,8 @@ class G2P:
         for i, (token, penn_tag) in enumerate(zip(tokens, tags)):
             if token in PUNCTUATION:
                 out.append((token, [token]))
+            elif token.startswith("{") and token.endswith("}"):  # an inline pronunciation (tts.text.frontend)
+                out.append((token, token[1:-1].split()))
             else:
                 out.append((token, self.word(token, penn_tag, context=(tokens, i))))
         return out
