@@ -322,6 +322,56 @@ def test_wyoming_describe_and_synthesize(server, voice):
     assert sum(len(c.audio) for c in chunks) == 2 * expected_samples(voice, text)
 
 
+def test_wyoming_speaks_streamed_text_sentence_by_sentence(server, voice):
+    """Wyoming 1.7 streaming, as Home Assistant sends a language model's answer while it is written:
+    each sentence is spoken as soon as the next one begins, the compatibility synthesize inside the
+    stream is ignored, an unspeakable sentence is skipped, and synthesize-stopped ends it."""
+    from wyoming.audio import AudioChunk, AudioStart, AudioStop
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe, Info
+    from wyoming.tts import (Synthesize, SynthesizeChunk, SynthesizeStart, SynthesizeStop, SynthesizeStopped,
+                             SynthesizeVoice)
+
+    host, port = server["wyoming"]
+    chunks = ["Turning on the", " kitchen lights. Done", ". 🙂. All", " good."]
+
+    async def read_until(client, stop_type):
+        events = []
+        while True:
+            event = await asyncio.wait_for(client.read_event(), timeout=60)
+            events.append(event)
+            if event.type == stop_type:
+                return events
+
+    async def talk():
+        async with AsyncTcpClient(host, port) as client:
+            await client.write_event(Describe().event())
+            info = Info.from_event(await client.read_event())
+            await client.write_event(SynthesizeStart(voice=SynthesizeVoice(name="tiny")).event())
+            await client.write_event(SynthesizeChunk(text=chunks[0]).event())
+            await client.write_event(SynthesizeChunk(text=chunks[1]).event())
+            first = await read_until(client, AudioStop().event().type)  # before the text is all there
+            await client.write_event(Synthesize(text="".join(chunks), voice=SynthesizeVoice(name="tiny")).event())
+            for chunk in chunks[2:]:
+                await client.write_event(SynthesizeChunk(text=chunk).event())
+            await client.write_event(SynthesizeStop().event())
+            return info, first + await read_until(client, SynthesizeStopped().event().type)
+
+    info, events = asyncio.run(talk())
+    assert info.tts[0].supports_synthesize_streaming
+    assert events[-1].type == SynthesizeStopped().event().type
+    spoken, current = [], None
+    for event in events[:-1]:
+        if AudioStart.is_type(event.type):
+            current = 0
+        elif AudioChunk.is_type(event.type):
+            current += len(AudioChunk.from_event(event).audio) // 2
+        elif AudioStop.is_type(event.type):
+            spoken.append(current)
+    sentences = ["Turning on the kitchen lights.", "Done.", "All good."]
+    assert spoken == [expected_samples(voice, s) for s in sentences]
+
+
 def test_griffin_lim_is_safe_on_two_threads(voice):
     """The server vocodes Griffin-Lim sentences on several threads: each draws its initial phase
     from its own generator, so two threads at once get what one thread alone gets (that these are
