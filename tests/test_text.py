@@ -172,6 +172,13 @@ def test_inline_pronunciations_in_braces(frontend):
     assert frontend.normalize("Code { return x } here.") == "code , return x , here ."
 
 
+def test_warnings_quote_the_text_as_written_around_inline_pronunciations(frontend, caplog):
+    with caplog.at_level("WARNING", logger="tts.text.normalize"):
+        assert frontend.normalize("Say {HH AH0 L OW1} 🙂 now.") == "say {HH AH0 L OW1} now ."
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["dropped unspeakable characters 🙂 from 'Say {HH AH0 L OW1} 🙂 now.'"], messages
+
+
 @pytest.mark.parametrize("text, message", [
     ("Say {HH AH L OW1}.", "{HH AH L OW1}: the vowel AH needs its stress: AH0 (none), AH1 (primary) or AH2"),
     ("Say {HH AX0 L OW1}.", "{HH AX0 L OW1}: 'AX0' is not an ARPAbet phoneme; consonants are B CH D"),

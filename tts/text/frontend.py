@@ -86,9 +86,11 @@ class Frontend:
                 self._normalizer = NemoNormalizer(lexicon=self._g2p.lexicon)
             else:
                 self._normalizer = Normalizer(lexicon=self._g2p.lexicon)
-        text, spans = self._hold_pronunciations(text)
-        annotated = self._normalizer.annotate(text, warn=warn)
+        held, spans = self._hold_pronunciations(text)
+        annotated = self._normalizer.annotate(held, warn=warn and not spans)
         if spans:
+            if warn:  # warnings quote the text as written (a span's capitals and digits warn of nothing)
+                self._normalizer.annotate(text)
             annotated = [(spans[token.lower()], PHONEME_CLASS, spans[token.lower()]) if token.lower() in spans
                          else (token, rule_class, written) for token, rule_class, written in annotated]
         if not any(any(c.isalpha() for c in token) for token, _, _ in annotated):
