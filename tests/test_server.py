@@ -136,6 +136,7 @@ def test_api_key_is_required(server):
         assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
     assert httpx.get(base + "/metrics", timeout=10).status_code == 401
     assert httpx.get(base + "/api/tts", params={"text": "Hi."}, timeout=10).status_code == 401
+    assert httpx.post(base + "/", json={"text": "Hi."}, timeout=10).status_code == 401  # the page is open, not POST /
     assert httpx.get(base + "/health", timeout=10).status_code == 200  # open: for load balancers
     assert httpx.get(base + "/", timeout=10).status_code == 200  # the page asks for the key
 
@@ -219,6 +220,29 @@ def test_bad_requests_get_a_4xx_json_error(server, body, status, message):
     response = speech(server, body)
     assert response.status_code == status and message in response.json()["error"]["message"]
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_piper_http_api(server, voice):
+    """POST / as Piper's HTTP server takes it: a complete wav; length_scale is 1 / speed."""
+    import io
+
+    import soundfile as sf
+
+    def post(body):
+        return httpx.post(server["base"] + "/", json=body, headers=AUTH, timeout=60)
+
+    text = "Hello there. Second sentence."
+    response = post({"text": text, "voice": "tiny", "speaker_id": 0, "noise_scale": 0.667})
+    assert response.status_code == 200 and response.headers["content-type"] == "audio/wav"
+    data, rate = sf.read(io.BytesIO(response.content), dtype="int16")
+    assert rate == RATE and len(data) == expected_samples(voice, text)
+    slower, _ = sf.read(io.BytesIO(post({"text": "Hello there.", "length_scale": 2.0}).content), dtype="int16")
+    assert abs(len(slower) - 2 * expected_samples(voice, "Hello there.")) < 2 * HOP
+    for body, message in (({"text": "Hi.", "colour": "red"}, "unknown field(s): colour"),
+                          ({"voice": "tiny"}, "missing field 'text'"),
+                          ({"text": "Hi.", "length_scale": 9}, "length_scale must be between 0.25 and 4.0")):
+        bad = post(body)
+        assert bad.status_code == 400 and message in bad.json()["error"]["message"], bad.text
 
 
 def test_openai_fields_this_voice_ignores_are_accepted(server):

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 MODELS = ("tts", "tts-1", "tts-1-hd")  # OpenAI clients send their own model names; all mean the one path
 SPEECH_FIELDS = {"model", "input", "voice", "response_format", "speed", "seed", "vocoder", "sentence_silence",
                  "instructions", "stream_format"}
+# Piper's HTTP server (POST / with a JSON body): its speaker and noise fields have no meaning for a
+# single-speaker Tacotron and are accepted as Piper's clients send them; length_scale is 1 / speed.
+PIPER_FIELDS = {"text", "voice", "speaker", "speaker_id", "length_scale", "noise_scale", "noise_w_scale"}
 RETRY_AFTER_S = 1
 
 
@@ -195,12 +198,12 @@ def create_app(settings: ServerSettings, worker: Worker, metrics: Metrics) -> Fa
 
         app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
-    open_paths = {"/", "/health"}
+    open_paths = {("GET", "/"), ("GET", "/health")}  # the page and the probe; POST / is Piper's API
 
     @app.middleware("http")
     async def authorize(request: Request, call_next):
         endpoint = request.url.path
-        if settings.api_key and endpoint not in open_paths and request.method != "OPTIONS":
+        if settings.api_key and (request.method, endpoint) not in open_paths and request.method != "OPTIONS":
             given = request.headers.get("authorization", "")
             scheme, _, token = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), settings.api_key.encode()):
@@ -261,17 +264,31 @@ def create_app(settings: ServerSettings, worker: Worker, metrics: Metrics) -> Fa
             service.resolve_voice(None)  # 503 while the voices load
         return {"voices": service.describe_voices()}
 
-    @app.post("/v1/audio/speech")
-    async def speech(request: Request):
+    async def json_object(request: Request, fields: set) -> dict:
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError) as err:
             raise RequestError(f"the body is not valid JSON ({err})") from None
         if not isinstance(body, dict):
             raise RequestError("the body must be a JSON object")
-        unknown = sorted(set(body) - SPEECH_FIELDS)
+        unknown = sorted(set(body) - fields)
         if unknown:
             raise RequestError(f"unknown field(s): {', '.join(unknown)}", param=unknown[0])
+        return body
+
+    @app.post("/")
+    async def piper(request: Request):
+        # Piper's HTTP API, for its existing clients: a complete wav
+        body = await json_object(request, PIPER_FIELDS)
+        if "text" not in body:
+            raise RequestError("missing field 'text' (the text to speak)", param="text")
+        length_scale = _number("length_scale", body.get("length_scale", 1.0), 1 / SPEED_RANGE[1], 1 / SPEED_RANGE[0])
+        return await _speak(request, "/", "wav", text=body["text"], voice=body.get("voice"), vocoder=None, seed=None,
+                            speed=1.0 / length_scale, sentence_silence=0.3, whole=True)
+
+    @app.post("/v1/audio/speech")
+    async def speech(request: Request):
+        body = await json_object(request, SPEECH_FIELDS)
         if "input" not in body:
             raise RequestError("missing field 'input' (the text to speak)", param="input")
         model = body.get("model", "tts")
