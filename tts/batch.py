@@ -12,8 +12,9 @@ seconds, rtf (compute seconds per audio second of the batch the item was in), er
 worked). The last line of an id wins.
 
 Resuming: a rerun skips every item whose last record has no error and whose file, in the format
-asked for, exists; failed items are tried again. Each wav is written to a temporary name and renamed into place, and each
-manifest line is one append, so an interrupted run loses at most the batch it was in.
+asked for, exists; failed items are tried again. Each file is written to a temporary name and
+renamed into place, and each manifest line is one append, so an interrupted run loses at most the
+batch it was in.
 
 Failures: an item that cannot be spoken, or whose batch fails in the model and then fails again
 on its own, is recorded with its error and the run goes on.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from tts.errors import TTSError
-from tts.formats import ENCODINGS as ENCODING_NAMES
+from tts.formats import ENCODINGS, format_for_path
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +115,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if not text.strip():
         raise UserError("the text is empty")
     check_output_file(args.output)
-    from tts.formats import format_for_path
-
     fmt = format_for_path(args.output, sample_rate=None, explicit=args.format)  # again at the voice's rate
     _check_png("--save-mel", args.save_mel)
     _check_png("--save-alignment", args.save_alignment)
@@ -369,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("-o", "--output", required=True,
                        help="output file; its extension names the format: .wav, .flac, .ogg, .mp3, .pcm (raw "
                             "16-bit little-endian), .opus where the voice's rate allows ('-': stdout, wav)")
-    synth.add_argument("--format", choices=list(ENCODING_NAMES),
+    synth.add_argument("--format", choices=list(ENCODINGS),
                        help="write this format whatever the output's extension (e.g. with -o -)")
     synth.add_argument("--text-file", help="read the text from this file")
     _synthesis_options(synth)
@@ -399,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "skips finished items and retries failed ones.")
     batch.add_argument("input", help="a .txt, .csv (id|text) or .jsonl file")
     batch.add_argument("-o", "--output", required=True, help="output directory")
-    batch.add_argument("--format", choices=list(ENCODING_NAMES), default="wav",
+    batch.add_argument("--format", choices=list(ENCODINGS), default="wav",
                        help="write OUTDIR/ID.FORMAT: wav (default), flac, ogg, mp3, pcm, or opus where the voice's "
                             "rate allows")
     _synthesis_options(batch)
