@@ -72,6 +72,31 @@ def test_a_model_section_may_change_until_its_stage_has_trained(corpus, tmp_path
     assert "audio.f_max: " in capsys.readouterr().err
 
 
+def test_gta_mels_belong_to_the_acoustic_weights(corpus, tmp_path):
+    """vocoder_train.gta=true: the vocoder trains on the acoustic model's teacher-forced mels, one
+    file per item, cached under a name of those weights: another acoustic model with the same step
+    count, sharing the cache, gets mels of its own."""
+    import numpy as np
+
+    cache = tmp_path / "cache"
+    dirs = []
+    for name, seed in (("a", 1), ("b", 2)):
+        run = tmp_path / name
+        assert _train(run, corpus, "trainer.max_steps=1", "stage=acoustic", f"trainer.seed={seed}",
+                      f"data.cache_dir={cache}") == 0
+        assert _train(run, corpus, "trainer.max_steps=1", "stage=vocoder", "vocoder_train.gta=true",
+                      f"data.cache_dir={cache}") == 0
+        card = json.loads((run / "voice.json").read_text())
+        assert card["vocoder"]["steps"] == 1
+        dirs.append(cache / f"gta-step1-{card['acoustic']['sha256'][:12]}")
+    assert dirs[0] != dirs[1] and sorted(p.name for p in cache.glob("gta-*")) == sorted(d.name for d in dirs)
+    items = sorted(p.stem for p in dirs[0].glob("*.npy"))
+    assert items and items == sorted(p.stem for p in dirs[1].glob("*.npy"))
+    assert not list(dirs[0].glob(".*.tmp"))
+    first, second = (np.load(d / f"{items[0]}.npy") for d in dirs)
+    assert first.shape == second.shape and first.shape[0] == 80 and not np.allclose(first, second)
+
+
 def test_bad_corpus_row_stops_before_training(corpus, tmp_path, capsys):
     (corpus / "wavs" / "LJ002.wav").unlink()
     assert _train(tmp_path / "run", corpus, "trainer.max_steps=1") == 1

@@ -13,6 +13,8 @@ Running the same command again continues each unfinished stage from its last che
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import logging
 import signal
 import time
@@ -327,8 +329,11 @@ def make_gta_mels(recipe: Recipe, run_dir: Path, symbols: dict) -> Path:
         raise ConfigError(f"vocoder_train.gta=true needs a trained acoustic model in {run_dir}; "
                           f"run stage=acoustic first or set vocoder_train.gta=false")
     voice = Voice.load(run_dir, device="cuda" if torch.cuda.is_available() else "cpu", vocoder=False)
-    steps = voice.card.acoustic.steps
-    out_dir = _cache_root(recipe, run_dir) / f"gta-step{steps}"
+    # Named by the weights themselves: runs that share a cache_dir, or one acoustic model trained on,
+    # never read each other's mels. Each file is written whole (an interrupted run leaves no part).
+    part = voice.card.acoustic
+    digest = part.sha256 or hashlib.sha256(voice.card.weights("acoustic").read_bytes()).hexdigest()
+    out_dir = _cache_root(recipe, run_dir) / f"gta-step{part.steps}-{digest[:12]}"
     out_dir.mkdir(parents=True, exist_ok=True)
     items = prepare_corpus(recipe.data, recipe.audio, symbols, _cache_root(recipe, run_dir), progress=False)
     model = voice.acoustic
@@ -341,7 +346,9 @@ def make_gta_mels(recipe: Recipe, run_dir: Path, symbols: dict) -> Path:
         mel = torch.from_numpy(cached["mel"])[None].to(voice.device)
         out = model(text, torch.tensor([text.shape[1]], device=voice.device), mel,
                     torch.tensor([mel.shape[2]], device=voice.device))
-        np.save(target, out["mel_post"][0].float().cpu().numpy())
+        buffer = io.BytesIO()
+        np.save(buffer, out["mel_post"][0].float().cpu().numpy())
+        atomic_write(target, buffer.getvalue())
     return out_dir
 
 
