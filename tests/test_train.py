@@ -97,6 +97,52 @@ def test_gta_mels_belong_to_the_acoustic_weights(corpus, tmp_path):
     assert first.shape == second.shape and first.shape[0] == 80 and not np.allclose(first, second)
 
 
+def test_export_makes_a_voice_from_checkpoints(corpus, tmp_path, capsys):
+    """`tts export RUN -o OUT`: the weights each stage would export, from its checkpoints, as a new
+    voice; a stage without checkpoints comes from the run's export; OUT is never written into."""
+    import shutil
+
+    run = tmp_path / "run"
+    assert _train(run, corpus, "trainer.max_steps=2") == 0
+    theirs = json.loads((run / "voice.json").read_text())
+    capsys.readouterr()
+
+    out = tmp_path / "voice"
+    assert main(["export", str(run), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "acoustic: step 2 from last.ckpt" in printed and "vocoder: step 2 from last.ckpt" in printed
+    ours = json.loads((out / "voice.json").read_text())
+    for part in ("acoustic", "vocoder"):  # the final checkpoint is what the stage exported: the same bytes
+        assert ours[part]["steps"] == 2 and ours[part]["sha256"] == theirs[part]["sha256"]
+    assert ours["symbols"] == theirs["symbols"]
+    wav = tmp_path / "hello.wav"
+    assert main(["synth", "Hello.", "--voice", str(out), "-o", str(wav), "--seed", "1", "-q"]) == 0
+    assert sf.info(str(wav)).frames > 0
+
+    # an existing directory is refused and left as it was
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir())
+    assert main(["export", str(run), "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "already exists" in err and len(err.strip().splitlines()) == 1
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in out.iterdir()) == before
+
+    # the best checkpoint; and a stage with none left is copied from the run's export
+    assert main(["export", str(run), "-o", str(tmp_path / "best"), "--checkpoint", "best"]) == 0
+    assert "from best.ckpt" in capsys.readouterr().out
+    shutil.rmtree(run / "vocoder" / "checkpoints")
+    assert main(["export", str(run), "-o", str(tmp_path / "copied")]) == 0
+    assert "vocoder: step 2 from the run's export" in capsys.readouterr().out
+    copied = json.loads((tmp_path / "copied" / "voice.json").read_text())
+    assert copied["vocoder"]["sha256"] == theirs["vocoder"]["sha256"]
+
+    # not a run directory: one line, nothing made
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tmp_path / "empty"), "-o", str(tmp_path / "nothing")]) == 1
+    err = capsys.readouterr().err
+    assert "has no checkpoints" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "nothing").exists() and not list(tmp_path.glob(".nothing.*"))
+
+
 def test_bad_corpus_row_stops_before_training(corpus, tmp_path, capsys):
     (corpus / "wavs" / "LJ002.wav").unlink()
     assert _train(tmp_path / "run", corpus, "trainer.max_steps=1") == 1

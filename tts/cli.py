@@ -184,6 +184,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from tts.train.export import export_checkpoints
+
+    exported = export_checkpoints(Path(args.run_dir), Path(args.output), checkpoint=args.checkpoint)
+    for part, done in exported.items():
+        source = "the run's export" if done.source == "export" else done.source
+        print(f"{part}: step {done.steps:,} from {source}")
+    if "acoustic" not in exported:
+        print(f"{args.output} has no acoustic model yet: it is not a voice on its own")
+    else:
+        print(f"wrote {args.output}; synthesize with: tts synth \"Hello.\" --voice {args.output} -o hello.wav")
+    return 0
+
+
 # Lightning log lines that tell a user nothing about their run.
 _LIGHTNING_NOISE = ("💡 Tip:", "litlogger", "litmodels", "`weights_only` was not set")
 
@@ -390,6 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
                                        "data.root=DIR run_dir=DIR stage=acoustic|vocoder|all trainer.max_steps=N.")
     train.add_argument("settings", nargs="*", metavar="key=value")
     train.set_defaults(func=cmd_train)
+
+    export = sub.add_parser("export", help="make a voice from a run's checkpoints: tts export RUN_DIR -o OUT",
+                            description="Write a new voice directory from a training run's newest checkpoints (or "
+                                        "its best by validation loss), while it trains or after it was stopped: "
+                                        "the weights the stage would export at its end (their average where the run "
+                                        "keeps one). A stage without checkpoints is copied from the run's export.")
+    export.add_argument("run_dir", help="a tts train run directory")
+    export.add_argument("-o", "--output", required=True, help="the new voice directory (must not exist)")
+    export.add_argument("--checkpoint", choices=("last", "best"), default="last",
+                        help="each stage's newest intact checkpoint (default) or its best validation loss")
+    export.set_defaults(func=cmd_export)
 
     batch = sub.add_parser("batch", help="synthesize many texts: tts batch INPUT -o OUTDIR",
                            description="Synthesize every item of a text (one utterance per line), CSV (id|text) or "

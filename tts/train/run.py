@@ -31,7 +31,7 @@ from tts.card import load_card
 from tts.config import ConfigError, Recipe, recipe_to_dict
 from tts.data import CorpusDataModule, load_item, prepare_corpus, read_rows
 from tts.train.checkpoints import AtomicCheckpointIO, resume_point  # noqa: F401 (AtomicCheckpointIO: also imported from here)
-from tts.voice import export_part
+from tts.train.export import export_system
 
 log = logging.getLogger(__name__)
 
@@ -260,9 +260,7 @@ def train_acoustic(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "acoustic")
     if trainer.is_global_zero:
-        with system.averaged_weights():
-            export_part(run_dir, "acoustic", system.model, audio=recipe.audio, config=recipe.acoustic,
-                        steps=system.init_steps + trainer.global_step, symbols=symbols)
+        export_system(system, run_dir, "acoustic", steps=system.init_steps + trainer.global_step, symbols=symbols)
 
 
 def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
@@ -281,9 +279,7 @@ def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "vocoder")
     if trainer.is_global_zero:
-        with system.averaged_weights():
-            export_part(run_dir, "vocoder", system.model, audio=recipe.audio, config=recipe.vocoder,
-                        steps=system.init_steps + trainer.global_step)
+        export_system(system, run_dir, "vocoder", steps=system.init_steps + trainer.global_step)
 
 
 def _start_from_voice(recipe: Recipe, stage_dir: Path, part: str, system: L.LightningModule) -> None:
