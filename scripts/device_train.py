@@ -103,6 +103,21 @@ def prepare_features(settings: list[str], workers: int) -> int:
     return len(prepare_corpus(recipe.data, recipe.audio, symbols, _cache_root(recipe, run_dir), progress=False))
 
 
+def prepare_gta(settings: list[str]) -> int:
+    """For --gta: the init_from voice's Tacotron becomes the run's acoustic part, and its
+    ground-truth-aligned mels are made here (on the GPU), before the vocoder's clock starts; the
+    vocoder stage then finds them cached. -> the number of mels."""
+    from tts.config import load_recipe
+    from tts.train.export import copy_part
+    from tts.train.run import _symbols, make_gta_mels
+
+    recipe = load_recipe("teacher", settings)
+    run_dir = Path(recipe.run_dir)
+    if not recipe.init_from or copy_part(Path(recipe.init_from), "acoustic", run_dir) is None:
+        raise SystemExit(f"--gta needs init_from=VOICE with a Tacotron, got init_from={recipe.init_from!r}")
+    return len(list(make_gta_mels(recipe, run_dir, _symbols(run_dir, recipe.init_from)).glob("*.npy")))
+
+
 def last_scalars(stage_dir: Path) -> dict:
     """The last value of each TensorBoard scalar of a stage, and its step."""
     try:
@@ -154,8 +169,12 @@ def main() -> int:
     parser.add_argument("--vocoder", nargs="*", default=[], help="settings for the vocoder stage only")
     parser.add_argument("--stages", nargs="+", choices=("acoustic", "vocoder"), default=["acoustic", "vocoder"],
                         help="the stages to train (default both, side by side); one alone gets the whole GPU")
+    parser.add_argument("--gta", action="store_true",
+                        help="the vocoder fine-tunes on the init_from voice's ground-truth-aligned mels (--stages vocoder)")
     parser.add_argument("settings", nargs="*", help="key=value settings for both stages")
     args = parser.parse_args()
+    if args.gta and args.stages != ["vocoder"]:
+        parser.error("--gta holds the Tacotron fixed: train the vocoder alone (--stages vocoder)")
     args.out.mkdir(parents=True, exist_ok=True)
     corpus, run_dir = args.work / "teacher", args.work / "run"
 
@@ -166,6 +185,9 @@ def main() -> int:
     common = [f"data.root={corpus}", f"run_dir={run_dir}", f"data.cache_dir={args.work / 'cache'}", *args.settings]
     items = prepare_features(common, args.jobs)
     log(f"features of {items} items cached")
+    if args.gta:
+        log(f"ground-truth-aligned mels of {prepare_gta(common)} items made")
+        args.vocoder = [*args.vocoder, "vocoder_train.gta=true"]
 
     minutes = (args.deadline_s - (time.monotonic() - STARTED) - STAGE_OVERHEAD_S) / 60
     if minutes <= 0.5:

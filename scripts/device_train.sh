@@ -6,6 +6,8 @@
 #   bash scripts/device_train.sh smoke OUT     # 100 rows, about 2 minutes: does everything run there?
 #   bash scripts/device_train.sh full OUT SECONDS
 #   STAGES=acoustic bash scripts/device_train.sh full OUT SECONDS   # one stage gets the whole GPU
+#   STAGES=vocoder GTA=--gta bash scripts/device_train.sh full OUT SECONDS   # the vocoder on the shipped
+#                                                     # Tacotron's ground-truth-aligned mels
 set -uo pipefail
 mode=${1:?usage: device_train.sh smoke|full OUT [SECONDS]}
 out=${2:?usage: device_train.sh smoke|full OUT [SECONDS]}
@@ -28,7 +30,7 @@ if [ "$mode" = full ]; then
          --no-peer > "$out/bench_wavenet_cuda.log" 2>&1) &
 fi
 python3 scripts/device_train.py --corpus-rows "$rows" --work "$work" --festival .festival/festival.tar.xz --out "$out" \
-    --deadline-s "$seconds" --stages ${STAGES:-acoustic vocoder} \
+    --deadline-s "$seconds" --stages ${STAGES:-acoustic vocoder} ${GTA:-} \
     --acoustic acoustic_train.batch_size=128 trainer.val_every_steps=250 \
     --vocoder vocoder_train.batch_size=32 vocoder_train.segment_frames=32 trainer.val_every_steps=1000 \
     -- init_from=tts/voices/default trainer.accelerator=gpu trainer.devices=1 data.num_workers=6 \

@@ -82,13 +82,13 @@ def _export_checkpoint(path: Path, part: str, out_dir: Path) -> int:
     return steps
 
 
-def _copy_export(run_dir: Path, part: str, out_dir: Path) -> Optional[int]:
-    """Copy the run's own export of ``part`` (weights and card entry) into ``out_dir``; its steps,
-    or None when the run has not exported that part."""
-    if not (run_dir / "voice.json").is_file() or getattr(load_card(run_dir), part) is None:
+def copy_part(voice_dir: Path, part: str, out_dir: Path) -> Optional[int]:
+    """Copy ``part`` of the voice (or run) in ``voice_dir``, its weights and card entry (with the
+    symbol table for the acoustic part), into ``out_dir``; its steps, or None when it has none."""
+    if not (voice_dir / "voice.json").is_file() or getattr(load_card(voice_dir), part) is None:
         return None
-    theirs = read_card(run_dir)
-    weights = load_card(run_dir).weights(part)
+    theirs = read_card(voice_dir)
+    weights = load_card(voice_dir).weights(part)
     shutil.copy2(weights, out_dir / weights.name)
 
     def record(card: dict) -> None:
@@ -125,7 +125,7 @@ def export_checkpoints(run_dir: Path, out_dir: Path, *, checkpoint: str = "last"
             if path is not None:
                 exported[part] = Exported(_export_checkpoint(path, part, building), path.name)
             else:
-                steps = _copy_export(run_dir, part, building)
+                steps = copy_part(run_dir, part, building)
                 if steps is not None:
                     exported[part] = Exported(steps, "export")
         building.chmod(0o755)
