@@ -375,12 +375,6 @@ def stream_audio(voice, text: str, settings: SynthesisSettings, *, details: bool
             record.append(Rendered(item.chunk, np.zeros(0, np.float32), item.stop_reason, item.mel, item.alignment))
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_audio_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sample_rate: int, *,
                        fmt: Optional[str] = None) -> int:
     """Write float32 pieces as one 16-bit mono file while they come; returns the sample count.
@@ -397,6 +391,7 @@ def write_audio_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sam
 
     import soundfile as sf
 
+    from tts.audio import _umask as audio_umask
     from tts.formats import ENCODINGS, format_for_path
 
     container, subtype = ENCODINGS[format_for_path(str(path), sample_rate=sample_rate, explicit=fmt)].sndfile
@@ -422,7 +417,7 @@ def write_audio_stream(path: Union[str, Path], pieces: Iterable[np.ndarray], sam
         if to_stdout:
             os.unlink(tmp)
         else:
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 is not what a user expects of an output
+            os.chmod(tmp, 0o666 & ~audio_umask())  # mkstemp's 0600 is not what a user expects of an output
             os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

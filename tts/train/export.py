@@ -24,6 +24,7 @@ from typing import Optional
 
 import lightning as L
 
+from tts.audio import _umask
 from tts.card import PARTS, load_card, read_card, update_card
 from tts.config import ConfigError
 from tts.train.checkpoints import BEST, resume_point
@@ -85,10 +86,13 @@ def _export_checkpoint(path: Path, part: str, out_dir: Path) -> int:
 def copy_part(voice_dir: Path, part: str, out_dir: Path) -> Optional[int]:
     """Copy ``part`` of the voice (or run) in ``voice_dir``, its weights and card entry (with the
     symbol table for the acoustic part), into ``out_dir``; its steps, or None when it has none."""
-    if not (voice_dir / "voice.json").is_file() or getattr(load_card(voice_dir), part) is None:
+    if not (voice_dir / "voice.json").is_file():
+        return None
+    card = load_card(voice_dir)
+    if getattr(card, part) is None:
         return None
     theirs = read_card(voice_dir)
-    weights = load_card(voice_dir).weights(part)
+    weights = card.weights(part)
     shutil.copy2(weights, out_dir / weights.name)
 
     def record(card: dict) -> None:
@@ -128,7 +132,7 @@ def export_checkpoints(run_dir: Path, out_dir: Path, *, checkpoint: str = "last"
                 steps = copy_part(run_dir, part, building)
                 if steps is not None:
                     exported[part] = Exported(steps, "export")
-        building.chmod(0o755)
+        building.chmod(0o777 & ~_umask())  # as a plain mkdir would make it, not mkdtemp's 0700
         building.rename(out_dir)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
