@@ -97,6 +97,29 @@ def test_gta_mels_belong_to_the_acoustic_weights(corpus, tmp_path):
     assert first.shape == second.shape and first.shape[0] == 80 and not np.allclose(first, second)
 
 
+def test_vocoder_may_train_its_conditioning_alone(corpus, tmp_path, capsys):
+    """vocoder_train.trainable=conditioning: a vocoder started from another run changes only its mel
+    path (upsampler, each layer's conditioning projection); the rest stays as it was given."""
+    from safetensors.torch import load_file
+
+    base, tuned = tmp_path / "base", tmp_path / "tuned"
+    assert _train(base, corpus, "trainer.max_steps=1", "stage=vocoder") == 0
+    assert _train(tuned, corpus, "trainer.max_steps=3", "stage=vocoder", f"init_from={base}",
+                  "vocoder_train.trainable=conditioning", "vocoder_train.ema_decay=null",
+                  "vocoder_train.lr=0.01", "vocoder_train.warmup_steps=1") == 0
+    before, after = load_file(base / "vocoder.safetensors"), load_file(tuned / "vocoder.safetensors")
+    assert before.keys() == after.keys()
+    mel_path = {k for k in before if k.startswith("upsampler.") or ".cond." in k}
+    assert mel_path and any(k.startswith("blocks.") for k in mel_path)
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and changed <= mel_path, sorted(changed - mel_path)
+    assert json.loads((tuned / "voice.json").read_text())["vocoder"]["steps"] == 4
+    capsys.readouterr()
+    assert _train(tuned, corpus, "stage=vocoder", "vocoder_train.trainable=body") == 1
+    err = capsys.readouterr().err
+    assert "vocoder_train.trainable must be one of all, conditioning" in err and len(err.strip().splitlines()) == 1
+
+
 def test_export_makes_a_voice_from_checkpoints(corpus, tmp_path, capsys):
     """`tts export RUN -o OUT`: the weights each stage would export, from its checkpoints, as a new
     voice; a stage without checkpoints comes from the run's export; OUT is never written into."""

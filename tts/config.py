@@ -23,6 +23,7 @@ PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "32", "bf16-true")
 # A global setting given on the command line applies to each stage whose own setting is not also
 # given there: `trainer.max_steps=4` must stop every stage after 4 steps even though a recipe sets
 # acoustic_train.max_steps (the stage keys default to the global ones by interpolation).
+VOCODER_TRAINABLE = ("all", "conditioning")
 STAGE_OVERRIDES = {"trainer.max_steps": ("acoustic_train.max_steps", "vocoder_train.max_steps"),
                    "data.batch_size": ("acoustic_train.batch_size", "vocoder_train.batch_size")}
 
@@ -171,6 +172,10 @@ class VocoderTrainConfig:
     batch_size: int = "${data.batch_size}"  # type: ignore[assignment]
     segment_frames: int = 32  # mel frames per training segment (x hop_length samples)
     gta: bool = False  # condition on ground-truth-aligned mels from the trained acoustic model
+    # What learns: "all", or "conditioning": only the mel path (the upsampler and each layer's
+    # conditioning projection), the rest frozen; for adapting a trained vocoder to another
+    # model's mels (with gta=true) without wearing down what it learned about waveforms.
+    trainable: str = "all"
     lr: float = 1e-3
     min_lr: float = 1e-5
     warmup_steps: int = 500
@@ -252,6 +257,9 @@ class Recipe:
             raise ConfigError(f"vocoder.kernel_size must be at least 2, got {self.vocoder.kernel_size}")
         if self.vocoder.cond_kernel_size < 1 or self.vocoder.cond_kernel_size % 2 == 0:
             raise ConfigError(f"vocoder.cond_kernel_size must be a positive odd number, got {self.vocoder.cond_kernel_size}")
+        if self.vocoder_train.trainable not in VOCODER_TRAINABLE:
+            raise ConfigError(f"vocoder_train.trainable must be one of {', '.join(VOCODER_TRAINABLE)}, "
+                              f"got {self.vocoder_train.trainable!r}")
         for section in ("acoustic_train", "vocoder_train"):
             cfg = getattr(self, section)
             if cfg.max_steps < 1 or cfg.batch_size < 1:

@@ -333,6 +333,10 @@ class WaveNet(nn.Module):
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(c.skip_channels, c.skip_channels, 1), nn.ReLU(),
                                   nn.Conv1d(c.skip_channels, self.out_channels, 1))
 
+    def conditioning_parameters(self) -> list[nn.Parameter]:
+        """The mel path's weights: the upsampler and each layer's conditioning projection."""
+        return [*self.upsampler.parameters(), *(p for block in self.blocks for p in block.cond.parameters())]
+
     @property
     def receptive_field(self) -> int:
         """Samples of past input that one output depends on (including the current input)."""

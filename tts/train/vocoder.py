@@ -42,6 +42,10 @@ class WaveNetSystem(SystemState, L.LightningModule):
                                    "train": dataclasses.asdict(train)})
         self.audio, self.model_config, self.train_config = audio, model, train
         self.model = WaveNet(model, n_mels=audio.n_mels, hop_length=audio.hop_length, audio=audio)
+        if train.trainable == "conditioning":
+            learning = {id(p) for p in self.model.conditioning_parameters()}
+            for p in self.model.parameters():
+                p.requires_grad_(id(p) in learning)
         self._loss = self.batch_loss
         self.init_state(self.model, ema_decay=train.ema_decay)
 
@@ -94,7 +98,7 @@ class WaveNetSystem(SystemState, L.LightningModule):
 
     def configure_optimizers(self) -> dict:
         t = self.train_config
-        optimizer = torch.optim.Adam(self.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        optimizer = torch.optim.Adam([p for p in self.parameters() if p.requires_grad], lr=t.lr, weight_decay=t.weight_decay)
         scheduler = warmup_exp_decay(optimizer, lr=t.lr, min_lr=t.min_lr, warmup_steps=t.warmup_steps,
                                      decay_steps=t.decay_steps, start_step=self.init_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}
