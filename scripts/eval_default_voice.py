@@ -44,6 +44,7 @@ from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS, SAMPLE_RATE, load_recognize
 from tts.audio import MelSpectrogram, load_wav, resample_wav
 from tts.data import CorpusError, read_metadata
 from tts.eval import error_rates, mel_cepstral_distortion
+from tts.card import MAX_TEMPERATURE
 from tts.voice import DEFAULT_VOICE, Voice, load_card, read_card, write_card
 
 TEN_WORDS = "Please call Stella and ask her to bring these things."
@@ -134,7 +135,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--voice", type=Path, default=None, help="voice directory (default: the shipped voice)")
     parser.add_argument("--corpus", type=Path, default=Path("data/teacher"), help="has test.txt and wavs/")
-    parser.add_argument("--count", type=int, default=50, help="held-out sentences to use (the first N of test.txt)")
+    parser.add_argument("--count", type=int, default=50, help="held-out sentences to use (the first N of the listing)")
+    parser.add_argument("--listing", default="test.txt", choices=("test.txt", "dev.txt"),
+                        help="the corpus's held-out listing: test.txt (reported figures) or dev.txt (for "
+                             "choosing settings: make_teacher_corpus.py --dev-count)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="WaveNet sampling temperature (default: the card's wavenet_temperature)")
     parser.add_argument("--batch", type=int, default=8, help="sentences synthesized together")
     parser.add_argument("--asr", choices=RECOGNIZERS, default=DEFAULT_RECOGNIZER, help="the recognizer")
     parser.add_argument("--out", type=Path, default=None, help="keep the generated wavs here (ID-SET.wav)")
@@ -149,14 +155,17 @@ def main() -> int:
     unknown = sorted(set(sets) - set(SETS))
     if unknown or not sets:
         parser.error(f"--sets takes names from {','.join(SETS)}; got {args.sets!r}")
-    if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None):
-        parser.error("--update-card needs every set and the voice's own vocoder")
+    if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None
+                             or args.listing != "test.txt" or args.temperature is not None):
+        parser.error("--update-card needs every set, test.txt, and the voice's own vocoder and temperature")
+    if args.temperature is not None and not 0 < args.temperature <= MAX_TEMPERATURE:
+        parser.error(f"--temperature must be in (0, {MAX_TEMPERATURE:g}], got {args.temperature}")
 
-    test_file = args.corpus / "test.txt"
+    test_file = args.corpus / args.listing
     if not test_file.is_file():
         parser.error(f"{test_file} does not exist (make the corpus with scripts/make_teacher_corpus.py)")
     try:  # the corpus's own row reader: every malformed row named at once, as for metadata.csv
-        rows = [(row.id, row.text) for row in read_metadata(args.corpus, listing="test.txt")]
+        rows = [(row.id, row.text) for row in read_metadata(args.corpus, listing=args.listing)]
     except CorpusError as err:
         parser.error(str(err))
     if len(rows) < args.count:
@@ -167,6 +176,8 @@ def main() -> int:
         composed = tempfile.TemporaryDirectory()
         args.voice = with_vocoder_of(args.voice, args.vocoder_from, Path(composed.name) / "voice")
     voice = Voice.load(args.voice, device="cpu")
+    if args.temperature is not None and "wavenet" in voice.vocoders:
+        voice.vocoders["wavenet"].temperature = args.temperature
     audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch, sets)
 
     if args.out is not None:
@@ -200,9 +211,12 @@ def main() -> int:
     teacher_wer = max(figures["teacher"]["wer"], 1e-9)
     metrics = {
         "sentences": len(rows),
+        "listing": args.listing,
         "asr": f"{recognizer.name}, corpus-level WER and CER after tts.eval.normalize_for_wer",
         **figures,
     }
+    if "wavenet" in voice.vocoders:
+        metrics["wavenet_temperature"] = voice.vocoders["wavenet"].temperature
     if "wavenet" in figures:
         metrics["wavenet_wer_over_teacher"] = round(figures["wavenet"]["wer"] / teacher_wer, 3)
     if "wavenet_copy_synthesis" in figures and "griffinlim_copy_synthesis" in figures:

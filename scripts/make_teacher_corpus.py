@@ -1,6 +1,6 @@
 """Render the teacher corpus: WordNet's example sentences spoken by Festival's US English HTS voice.
 
-    python3 scripts/make_teacher_corpus.py --out data/teacher --count 12000 --test-count 100
+    python3 scripts/make_teacher_corpus.py --out data/teacher --count 12000 --test-count 100 --dev-count 60
 
 No speech corpus can be downloaded here, so one is rendered in the LJSpeech layout:
 
@@ -8,6 +8,8 @@ No speech corpus can be downloaded here, so one is rendered in the LJSpeech layo
     OUT/wavs/ID.wav     22050 Hz mono 16-bit, silence trimmed to a 50 ms margin, fixed speech level
     OUT/test.txt        id|text of --test-count held-out items (not in metadata.csv; wavs/ has them
                         too, for use as references)
+    OUT/dev.txt         id|text of --dev-count more held-out items (the ones after the training
+                        items), for choosing settings without looking at test.txt
     OUT/LICENSES.txt    the Debian copyright files of the voice, lexicons, Festival and WordNet
     OUT/corpus.json     the settings and a hash of the plan, so a rerun never mixes two plans
 
@@ -21,7 +23,7 @@ Audio: one `festival -b` process renders a chunk of sentences (a process per sen
 slower); festival exits 0 even when it writes nothing, so every file is checked, failures are
 rendered once more, then dropped and counted. The Debian packages are installed with apt-get when
 missing. Progress goes to stderr; the last line on stdout is JSON:
-{count, test_count, hours, dropped, seconds_taken}.
+{count, test_count, dev_count, hours, dropped, seconds_taken}.
 """
 
 from __future__ import annotations
@@ -349,32 +351,39 @@ def render_chunk(items: Sequence[Item], wavs: Path, work: Path, audio: AudioConf
     return pending, messages
 
 
-def write_corpus(out: Path, train: Sequence[Item], test: Sequence[Item], audio: AudioConfig) -> dict:
-    """metadata.csv and test.txt for the items whose wavs exist; returns counts and hours."""
+def write_corpus(out: Path, train: Sequence[Item], test: Sequence[Item], audio: AudioConfig,
+                 dev: Sequence[Item] = ()) -> dict:
+    """metadata.csv, test.txt and (with dev items) dev.txt for the items whose wavs exist; returns
+    counts and hours."""
     import soundfile as sf
 
     wavs = out / "wavs"
-    train_ok = [item for item in train if finished(wavs / f"{item.id}.wav", audio)]
-    test_ok = [item for item in test if finished(wavs / f"{item.id}.wav", audio)]
+    train_ok, test_ok, dev_ok = ([item for item in items if finished(wavs / f"{item.id}.wav", audio)]
+                                 for items in (train, test, dev))
     atomic_write(out / "metadata.csv", "".join(f"{i.id}|{i.text}|{i.text}\n" for i in train_ok).encode())
     atomic_write(out / "test.txt", "".join(f"{i.id}|{i.text}\n" for i in test_ok).encode())
+    if dev:
+        atomic_write(out / "dev.txt", "".join(f"{i.id}|{i.text}\n" for i in dev_ok).encode())
     seconds = sum(sf.info(str(wavs / f"{i.id}.wav")).duration for i in train_ok)
-    return {"count": len(train_ok), "test_count": len(test_ok), "hours": round(seconds / 3600, 3),
-            "dropped": len(train) + len(test) - len(train_ok) - len(test_ok)}
+    return {"count": len(train_ok), "test_count": len(test_ok), "dev_count": len(dev_ok),
+            "hours": round(seconds / 3600, 3),
+            "dropped": len(train) + len(test) + len(dev) - len(train_ok) - len(test_ok) - len(dev_ok)}
 
 
 def make_corpus(out: Path, count: Optional[int], test_count: int, seed: int, *, chunk: int = 100, jobs: int = 1,
-                max_chars: int = MAX_CHARS, wordnet_dir: Path = WORDNET_DIR) -> dict:
+                max_chars: int = MAX_CHARS, wordnet_dir: Path = WORDNET_DIR, dev_count: int = 0) -> dict:
     started = time.monotonic()
     audio = AudioConfig()
     texts = plan_items(extract_sentences(wordnet_dir), seed, max_chars=max_chars)
     if count is None:
-        count = len(texts) - test_count
-    if count < 0 or test_count < 0 or count + test_count > len(texts):
-        raise SetupError(f"--count {count} + --test-count {test_count} exceeds the {len(texts)} items "
-                         f"this seed and --max-chars give")
+        count = len(texts) - test_count - dev_count
+    if min(count, test_count, dev_count) < 0 or count + test_count + dev_count > len(texts):
+        raise SetupError(f"--count {count} + --test-count {test_count} + --dev-count {dev_count} exceeds the "
+                         f"{len(texts)} items this seed and --max-chars give")
     items = [Item(item_id(i), text) for i, text in enumerate(texts)]
+    # test items are the plan's last, dev items follow the training items: neither moves with --count
     train, test = items[:count], items[len(items) - test_count:]
+    dev = items[count:count + dev_count]
 
     settings = {"format": FORMAT, "voice": VOICE, "seed": seed, "max_chars": max_chars, "min_words": MIN_WORDS,
                 "sample_rate": audio.sample_rate, "trim_top_db": TRIM_TOP_DB, "trim_margin_s": TRIM_MARGIN_S,
@@ -393,8 +402,9 @@ def make_corpus(out: Path, count: Optional[int], test_count: int, seed: int, *, 
     atomic_write(manifest, (json.dumps(settings, indent=2) + "\n").encode())
     atomic_write(out / "LICENSES.txt", licence_text().encode())
 
-    todo = [item for item in (*train, *test) if not finished(wavs / f"{item.id}.wav", audio)]
-    print(f"{len(train) + len(test) - len(todo)} of {len(train) + len(test)} wavs already made; "
+    todo = [item for item in (*train, *test, *dev) if not finished(wavs / f"{item.id}.wav", audio)]
+    total = len(train) + len(test) + len(dev)
+    print(f"{total - len(todo)} of {total} wavs already made; "
           f"rendering {len(todo)} in chunks of {chunk}", file=sys.stderr, flush=True)
     chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     done = 0
@@ -408,7 +418,7 @@ def make_corpus(out: Path, count: Optional[int], test_count: int, seed: int, *, 
             print(f"[{done}/{len(todo)}] {rate:.2f} s/item, about {rate * (len(todo) - done) / 60:.0f} min left",
                   file=sys.stderr, flush=True)
     shutil.rmtree(work, ignore_errors=True)
-    summary = write_corpus(out, train, test, audio)
+    summary = write_corpus(out, train, test, audio, dev)
     summary["seconds_taken"] = round(time.monotonic() - started, 1)
     return summary
 
@@ -418,6 +428,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("data/teacher"), help="corpus directory (default data/teacher)")
     parser.add_argument("--count", type=int, default=None, help="training items (default: all the plan holds)")
     parser.add_argument("--test-count", type=int, default=100, help="held-out items listed in test.txt")
+    parser.add_argument("--dev-count", type=int, default=0,
+                        help="more held-out items, listed in dev.txt: the ones after the training items")
     parser.add_argument("--seed", type=int, default=1234, help="shuffles and joins the sentences")
     parser.add_argument("--max-chars", type=int, default=MAX_CHARS, help="longest item in characters (~17 a second)")
     parser.add_argument("--chunk", type=int, default=100, help="sentences per festival process")
@@ -436,7 +448,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         elif shutil.which("festival") is None:
             raise SetupError(f"festival is not installed: apt-get install -y {' '.join(PACKAGES)}")
         summary = make_corpus(args.out, args.count, args.test_count, args.seed, chunk=args.chunk, jobs=args.jobs,
-                              max_chars=args.max_chars, wordnet_dir=args.wordnet_dir)
+                              max_chars=args.max_chars, wordnet_dir=args.wordnet_dir,
+                              dev_count=args.dev_count)
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

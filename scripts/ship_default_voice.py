@@ -17,12 +17,14 @@ import json
 import shutil
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 from omegaconf import OmegaConf
 from safetensors.torch import load_file, save
 
 from tts.audio import atomic_write
+from tts.card import MAX_TEMPERATURE
 from tts.voice import DEFAULT_VOICE, load_card, read_card, write_card
 
 SIZE_BUDGET = 25_000_000  # bytes, the whole voice directory
@@ -35,7 +37,7 @@ def half_weights(path: Path) -> bytes:
     return save({name: t.half() if t.is_floating_point() else t for name, t in state.items()})
 
 
-def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str) -> dict:
+def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str, wavenet_temperature: Optional[float] = None) -> dict:
     load_card(run_dir)  # every field checked before anything is written
     card = read_card(run_dir)
     missing = [part for part in ("acoustic", "vocoder") if part not in card]
@@ -58,8 +60,11 @@ def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str) -> dict:
         "recipe": OmegaConf.to_container(OmegaConf.load(run_dir / "recipe.yaml")),
         "trained_on": trained_on,
     }
+    if wavenet_temperature is not None:
+        card["wavenet_temperature"] = wavenet_temperature
     shutil.copyfile(corpus / "LICENSES.txt", out / "LICENSES.txt")
     write_card(out, card)
+    load_card(out)  # what was written loads
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     if size > SIZE_BUDGET:
         raise SystemExit(f"{out} holds {size / 1e6:.1f} MB, over the {SIZE_BUDGET / 1e6:.0f} MB budget")
@@ -74,9 +79,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_VOICE, help=f"default: {DEFAULT_VOICE}")
     parser.add_argument("--trained-on", default="CPU: 2-core AMD EPYC VM, one thread per stage",
                         help="the machine, for the card")
+    parser.add_argument("--wavenet-temperature", type=float, default=None, metavar="T",
+                        help="the WaveNet's sampling temperature for the card (default: the run's, else 1.0), "
+                             "chosen on the corpus's dev.txt (scripts/eval_default_voice.py --listing dev.txt)")
     args = parser.parse_args()
+    if args.wavenet_temperature is not None and not 0 < args.wavenet_temperature <= MAX_TEMPERATURE:
+        parser.error(f"--wavenet-temperature must be in (0, {MAX_TEMPERATURE:g}], got {args.wavenet_temperature}")
     torch.set_num_threads(1)
-    print(json.dumps(ship(args.run_dir, args.corpus, args.out, args.trained_on)))
+    print(json.dumps(ship(args.run_dir, args.corpus, args.out, args.trained_on, args.wavenet_temperature)))
     return 0
 
 

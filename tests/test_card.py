@@ -49,6 +49,9 @@ def test_card_is_a_typed_view(tiny_voice):
         ("acoustic.steps", "12", "acoustic.steps must be an integer"),
         ("acoustic.file", "../../etc/passwd", "acoustic.file must be a file name in the voice directory"),
         ("default_vocoder", "melgan", "default_vocoder must be one of wavenet, griffinlim"),
+        ("wavenet_temperature", 0, "wavenet_temperature must be a number in (0, 4], got 0"),
+        ("wavenet_temperature", "1.1", "wavenet_temperature must be a number in (0, 4], got '1.1' (str)"),
+        ("wavenet_temperature", True, "wavenet_temperature must be a number in (0, 4], got True"),
         ("symbols.pad_id", 3, "symbols: symbol table pad_id must be 0"),
     ],
 )

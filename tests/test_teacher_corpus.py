@@ -210,6 +210,24 @@ def test_make_corpus_layout_reuse_and_refusal(tmp_path, monkeypatch):
         mtc.make_corpus(tmp_path / "other", 10_000, 2, 5, wordnet_dir=wordnet)
 
 
+def test_dev_items_follow_the_training_items(tmp_path, monkeypatch):
+    """--dev-count K: dev.txt lists the K plan items after the training ones, apart from both other
+    listings; test.txt is the same as without it."""
+    wordnet = write_wordnet(tmp_path / "wn", n=40)
+    plan = mtc.plan_items(mtc.extract_sentences(wordnet), seed=5)
+    monkeypatch.setattr(mtc, "run_festival", fake_festival(set(), []))
+    out = tmp_path / "corpus"
+    summary = mtc.make_corpus(out, 3, 2, 5, wordnet_dir=wordnet, dev_count=2)
+    assert (summary["count"], summary["test_count"], summary["dev_count"], summary["dropped"]) == (3, 2, 2, 0)
+    dev = [line.split("|") for line in (out / "dev.txt").read_text().splitlines()]
+    assert dev == [[mtc.item_id(i), plan[i]] for i in (3, 4)]
+    test = [line.split("|")[0] for line in (out / "test.txt").read_text().splitlines()]
+    assert test == [mtc.item_id(len(plan) - 2), mtc.item_id(len(plan) - 1)]
+    assert [r.id for r in read_metadata(out, listing="dev.txt")] == [mtc.item_id(3), mtc.item_id(4)]
+    with pytest.raises(mtc.SetupError, match="--dev-count 99 exceeds"):
+        mtc.make_corpus(tmp_path / "other", 3, 2, 5, wordnet_dir=wordnet, dev_count=99)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("festival") is None or not mtc.VOICE_DIR.is_dir()
                     or not (mtc.WORDNET_DIR / "data.noun").is_file(),

@@ -57,6 +57,26 @@ def test_wavenet_streams_exactly_what_it_returns(voice):
     np.testing.assert_array_equal(whole[1, : 9 * hop].numpy(), wavs[1])
 
 
+def test_the_wavenet_samples_at_the_cards_temperature(voice, tmp_path):
+    """wavenet_temperature in voice.json is the temperature every caller's WaveNet audio is drawn at."""
+    import json
+    import shutil
+
+    hotter = tmp_path / "hotter"
+    shutil.copytree(voice.path, hotter)
+    card = json.loads((hotter / "voice.json").read_text())
+    card["wavenet_temperature"] = 1.5
+    (hotter / "voice.json").write_text(json.dumps(card))
+    warm = Voice.load(hotter, device="cpu")
+    assert voice.vocoders["wavenet"].temperature == 1.0 and warm.vocoders["wavenet"].temperature == 1.5
+    got = warm.vocode(mels(voice, (40,)), vocoder="wavenet", seed=3)[0]
+    batch = mels(voice, (40,))[0][None]
+    lengths = torch.tensor([40])
+    for temperature, same in ((1.5, True), (1.0, False)):
+        wav = voice.vocoder.generate(batch, lengths, temperature=temperature, seed=3)[0].numpy()
+        assert np.array_equal(wav, got) == same
+
+
 def test_griffin_lim_hands_out_each_sentence_whole(voice):
     pieces = []
     wavs = voice.vocode(mels(voice), vocoder="griffinlim", seed=2, on_audio=lambda i, piece: pieces.append((i, piece)))

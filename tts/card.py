@@ -8,6 +8,7 @@ A card describes a voice directory:
                   "dtype": "float32", "sha256": "..."},
      "vocoder":  {... the same with a WaveNetConfig ...},            (optional)
      "default_vocoder": "wavenet" | "griffinlim",                     (optional)
+     "wavenet_temperature": 1.0,     the WaveNet's sampling temperature  (optional)
      "metrics": {...}, "provenance": {...}}                           (optional, free-form)
 
 ``load_card`` checks every field against the config dataclasses of tts.config (an int is an int,
@@ -37,6 +38,7 @@ CARD = "voice.json"
 DEFAULT_VOICE = Path(__file__).resolve().parent / "voices" / "default"  # the voice shipped in the package
 CARD_FORMAT = 1
 PARTS = ("acoustic", "vocoder")
+MAX_TEMPERATURE = 4.0
 MODEL_CONFIGS = {"acoustic": TacotronConfig, "vocoder": WaveNetConfig}
 
 
@@ -65,6 +67,7 @@ class VoiceCard:
     acoustic: Optional[PartCard]
     vocoder: Optional[PartCard]
     default_vocoder: str = "wavenet"
+    wavenet_temperature: float = 1.0  # chosen per voice by measurement (docs/wavenet.md)
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 
@@ -171,11 +174,15 @@ def parse_card(data: dict, path: Path) -> VoiceCard:
     default_vocoder = data.get("default_vocoder", "wavenet")
     if default_vocoder not in VOCODER_NAMES:
         raise fail(f"default_vocoder must be one of {', '.join(VOCODER_NAMES)}, got {_shown(default_vocoder)}")
+    temperature = data.get("wavenet_temperature", 1.0)
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not 0 < temperature <= MAX_TEMPERATURE:
+        raise fail(f"wavenet_temperature must be a number in (0, {MAX_TEMPERATURE:g}], got {_shown(temperature)}")
     for key in ("metrics", "provenance"):
         if not isinstance(data.get(key, {}), dict):
             raise fail(f"{key} must be an object, got {_shown(data[key])}")
     return VoiceCard(path=path, symbols=symbols, acoustic=parts["acoustic"], vocoder=parts["vocoder"],
-                     default_vocoder=default_vocoder, metrics=data.get("metrics", {}),
+                     default_vocoder=default_vocoder, wavenet_temperature=float(temperature), metrics=data.get("metrics", {}),
                      provenance=data.get("provenance", {}))
 
 

@@ -90,8 +90,9 @@ class WaveNetVocoder:
     name = "wavenet"
     per_item = False
 
-    def __init__(self, model: WaveNet, audio: AudioConfig, device: torch.device):
+    def __init__(self, model: WaveNet, audio: AudioConfig, device: torch.device, *, temperature: float = 1.0):
         self.model, self.audio, self.device = model, audio, device
+        self.temperature = temperature  # the voice card's wavenet_temperature
 
     def vocode(self, mels: Sequence[torch.Tensor], *, seed: Optional[int] = None, progress: bool = False,
                on_audio: Optional[OnAudio] = None) -> list[np.ndarray]:
@@ -115,6 +116,6 @@ class WaveNetVocoder:
                 if t0 < end:
                     on_audio(i, host[i, : end - t0].copy())
 
-        wav = self.model.generate(batch, lengths.to(self.device), seed=seed, progress=progress,
-                                  on_chunk=None if on_audio is None else chunk)
+        wav = self.model.generate(batch, lengths.to(self.device), temperature=self.temperature, seed=seed,
+                                  progress=progress, on_chunk=None if on_audio is None else chunk)
         return [wav[i, :end].float().cpu().numpy() for i, end in enumerate(ends)]

@@ -133,7 +133,8 @@ class Voice:
         # by name; ``vocoder`` (the WaveNet module, or None) stays reachable for training and tests
         self.vocoders: dict[str, Vocoder] = {"griffinlim": GriffinLimVocoder(self.audio, device)}
         if vocoder is not None:
-            self.vocoders["wavenet"] = WaveNetVocoder(vocoder, self.audio, device)
+            self.vocoders["wavenet"] = WaveNetVocoder(vocoder, self.audio, device,
+                                                      temperature=card.wavenet_temperature)
         self.symbols = SymbolTable.from_dict(card.symbols)
         self.frontend = frontend or Frontend()
 
