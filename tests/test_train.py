@@ -44,6 +44,23 @@ def test_train_resume_and_speak(corpus, tmp_path, capsys):
     assert rate == 22050 and len(data) > 0
 
 
+def test_resume_takes_the_commands_learning_rate(corpus, tmp_path, capsys):
+    """A learning rate changed on the command line between two runs of the same command is the one
+    the resumed run trains at (the checkpoint's schedule would otherwise keep the old one)."""
+    run = tmp_path / "run"
+    args = ("stage=acoustic", "acoustic_train.warmup_steps=1", "acoustic_train.min_lr=0")
+    assert _train(run, corpus, "trainer.max_steps=2", "acoustic_train.lr=0.001", *args) == 0
+    capsys.readouterr()
+    assert _train(run, corpus, "trainer.max_steps=4", "acoustic_train.lr=0.0002", *args) == 0
+    assert "learning rate 0.001 -> 0.0002 (the command's) from the resumed step on" in capsys.readouterr().out
+    ckpt = torch.load(run / "acoustic" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ckpt["global_step"] == 4 and ckpt["lr_schedulers"][0]["base_lrs"] == [0.0002]
+    lrs = {group["lr"] for group in ckpt["optimizer_states"][0]["param_groups"]}
+    assert lrs and all(0.00019 < lr <= 0.0002 for lr in lrs), lrs  # decaying from 2e-4, not 1e-3
+    assert _train(run, corpus, "trainer.max_steps=5", "acoustic_train.lr=0.0002", *args) == 0
+    assert "learning rate" not in capsys.readouterr().out  # unchanged: nothing to say
+
+
 def test_resume_refuses_changed_model(corpus, tmp_path, capsys):
     run = tmp_path / "run"
     assert _train(run, corpus, "trainer.max_steps=1", "stage=acoustic") == 0

@@ -6,6 +6,7 @@ Both systems (tts.train.acoustic, tts.train.vocoder) mix this in before L.Lightn
 from __future__ import annotations
 
 import contextlib
+import math
 from contextlib import ExitStack
 from typing import ContextManager, Optional
 
@@ -48,3 +49,27 @@ class SystemState:
         self.init_steps = int(checkpoint.get("init_steps", 0))
         if self.ema is not None and "weight_average" in checkpoint:
             self.ema.load_state_dict(checkpoint["weight_average"])
+        self._take_the_recipes_lr(checkpoint)
+
+    def _take_the_recipes_lr(self, checkpoint: dict) -> None:
+        """A resumed run trains at the learning rate its command gives: the schedule's peak is
+        restored from the checkpoint (its base_lrs) unless it is replaced here, which would keep
+        the old rate however the command set it."""
+        lr = self.train_config.lr
+        schedulers = checkpoint.get("lr_schedulers") or []
+        old = next((b for sched in schedulers for b in sched.get("base_lrs", ()) if not math.isclose(b, lr)), None)
+        if old is None:
+            return
+        for sched in schedulers:
+            sched["base_lrs"] = [lr] * len(sched.get("base_lrs", ()))
+        for state in checkpoint.get("optimizer_states") or []:
+            for group in state.get("param_groups", ()):
+                group["lr"] = group["lr"] * lr / old
+                group["initial_lr"] = lr
+        _say(f"learning rate {old:g} -> {lr:g} (the command's) from the resumed step on")
+
+
+def _say(message: str) -> None:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    rank_zero_only(print)(message, flush=True)
