@@ -42,9 +42,9 @@ import torch
 
 from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS, SAMPLE_RATE, load_recognizer
 from tts.audio import MelSpectrogram, load_wav, resample_wav
+from tts.card import MAX_TEMPERATURE
 from tts.data import CorpusError, read_metadata
 from tts.eval import error_rates, mel_cepstral_distortion
-from tts.card import MAX_TEMPERATURE
 from tts.voice import DEFAULT_VOICE, Voice, load_card, read_card, write_card
 
 TEN_WORDS = "Please call Stella and ask her to bring these things."

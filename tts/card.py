@@ -182,8 +182,8 @@ def parse_card(data: dict, path: Path) -> VoiceCard:
         if not isinstance(data.get(key, {}), dict):
             raise fail(f"{key} must be an object, got {_shown(data[key])}")
     return VoiceCard(path=path, symbols=symbols, acoustic=parts["acoustic"], vocoder=parts["vocoder"],
-                     default_vocoder=default_vocoder, wavenet_temperature=float(temperature), metrics=data.get("metrics", {}),
-                     provenance=data.get("provenance", {}))
+                     default_vocoder=default_vocoder, wavenet_temperature=float(temperature),
+                     metrics=data.get("metrics", {}), provenance=data.get("provenance", {}))
 
 
 def typed_config(cls, data: Any, where: str):

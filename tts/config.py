@@ -20,10 +20,10 @@ from tts.errors import TTSError
 RECIPES_DIR = Path(__file__).resolve().parent.parent / "recipes"
 STAGES = ("acoustic", "vocoder", "all")
 PRECISIONS = ("bf16-mixed", "16-mixed", "32-true", "32", "bf16-true")
+VOCODER_TRAINABLE = ("all", "conditioning")  # vocoder_train.trainable
 # A global setting given on the command line applies to each stage whose own setting is not also
 # given there: `trainer.max_steps=4` must stop every stage after 4 steps even though a recipe sets
 # acoustic_train.max_steps (the stage keys default to the global ones by interpolation).
-VOCODER_TRAINABLE = ("all", "conditioning")
 STAGE_OVERRIDES = {"trainer.max_steps": ("acoustic_train.max_steps", "vocoder_train.max_steps"),
                    "data.batch_size": ("acoustic_train.batch_size", "vocoder_train.batch_size")}
 
