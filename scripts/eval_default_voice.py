@@ -141,6 +141,9 @@ def main() -> int:
                              "choosing settings: make_teacher_corpus.py --dev-count)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="WaveNet sampling temperature (default: the card's wavenet_temperature)")
+    parser.add_argument("--unvoiced-temperature", type=float, default=None,
+                        help="WaveNet sampling temperature in unvoiced frames (tts.vocoders.voicing_temperatures; "
+                             "default: the card's wavenet_unvoiced_temperature, else --temperature's)")
     parser.add_argument("--batch", type=int, default=8, help="sentences synthesized together")
     parser.add_argument("--asr", choices=RECOGNIZERS, default=DEFAULT_RECOGNIZER, help="the recognizer")
     parser.add_argument("--out", type=Path, default=None, help="keep the generated wavs here (ID-SET.wav)")
@@ -156,10 +159,12 @@ def main() -> int:
     if unknown or not sets:
         parser.error(f"--sets takes names from {','.join(SETS)}; got {args.sets!r}")
     if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None
-                             or args.listing != "test.txt" or args.temperature is not None):
+                             or args.listing != "test.txt" or args.temperature is not None
+                             or args.unvoiced_temperature is not None):
         parser.error("--update-card needs every set, test.txt, and the voice's own vocoder and temperature")
-    if args.temperature is not None and not 0 < args.temperature <= MAX_TEMPERATURE:
-        parser.error(f"--temperature must be in (0, {MAX_TEMPERATURE:g}], got {args.temperature}")
+    for flag, value in (("--temperature", args.temperature), ("--unvoiced-temperature", args.unvoiced_temperature)):
+        if value is not None and not 0 < value <= MAX_TEMPERATURE:
+            parser.error(f"{flag} must be in (0, {MAX_TEMPERATURE:g}], got {value}")
 
     test_file = args.corpus / args.listing
     if not test_file.is_file():
@@ -176,8 +181,12 @@ def main() -> int:
         composed = tempfile.TemporaryDirectory()
         args.voice = with_vocoder_of(args.voice, args.vocoder_from, Path(composed.name) / "voice")
     voice = Voice.load(args.voice, device="cpu")
-    if args.temperature is not None and "wavenet" in voice.vocoders:
-        voice.vocoders["wavenet"].temperature = args.temperature
+    if "wavenet" in voice.vocoders:
+        wavenet = voice.vocoders["wavenet"]
+        if args.temperature is not None:
+            wavenet.temperature = args.temperature
+        if args.unvoiced_temperature is not None:
+            wavenet.unvoiced_temperature = args.unvoiced_temperature
     audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch, sets)
 
     if args.out is not None:
@@ -217,6 +226,8 @@ def main() -> int:
     }
     if "wavenet" in voice.vocoders:
         metrics["wavenet_temperature"] = voice.vocoders["wavenet"].temperature
+        if voice.vocoders["wavenet"].unvoiced_temperature is not None:
+            metrics["wavenet_unvoiced_temperature"] = voice.vocoders["wavenet"].unvoiced_temperature
     if "wavenet" in figures:
         metrics["wavenet_wer_over_teacher"] = round(figures["wavenet"]["wer"] / teacher_wer, 3)
     if "wavenet_copy_synthesis" in figures and "griffinlim_copy_synthesis" in figures:

@@ -37,7 +37,8 @@ def half_weights(path: Path) -> bytes:
     return save({name: t.half() if t.is_floating_point() else t for name, t in state.items()})
 
 
-def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str, wavenet_temperature: Optional[float] = None) -> dict:
+def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str, wavenet_temperature: Optional[float] = None,
+         wavenet_unvoiced_temperature: Optional[float] = None) -> dict:
     load_card(run_dir)  # every field checked before anything is written
     card = read_card(run_dir)
     missing = [part for part in ("acoustic", "vocoder") if part not in card]
@@ -62,6 +63,8 @@ def ship(run_dir: Path, corpus: Path, out: Path, trained_on: str, wavenet_temper
     }
     if wavenet_temperature is not None:
         card["wavenet_temperature"] = wavenet_temperature
+    if wavenet_unvoiced_temperature is not None:
+        card["wavenet_unvoiced_temperature"] = wavenet_unvoiced_temperature
     shutil.copyfile(corpus / "LICENSES.txt", out / "LICENSES.txt")
     write_card(out, card)
     load_card(out)  # what was written loads
@@ -82,11 +85,17 @@ def main() -> int:
     parser.add_argument("--wavenet-temperature", type=float, default=None, metavar="T",
                         help="the WaveNet's sampling temperature for the card (default: the run's, else 1.0), "
                              "chosen on the corpus's dev.txt (scripts/eval_default_voice.py --listing dev.txt)")
+    parser.add_argument("--wavenet-unvoiced-temperature", type=float, default=None, metavar="T",
+                        help="the WaveNet's temperature in unvoiced frames (tts.vocoders.voicing_temperatures), "
+                             "chosen on dev.txt the same way (default: the run's, else --wavenet-temperature's)")
     args = parser.parse_args()
-    if args.wavenet_temperature is not None and not 0 < args.wavenet_temperature <= MAX_TEMPERATURE:
-        parser.error(f"--wavenet-temperature must be in (0, {MAX_TEMPERATURE:g}], got {args.wavenet_temperature}")
+    for flag, value in (("--wavenet-temperature", args.wavenet_temperature),
+                        ("--wavenet-unvoiced-temperature", args.wavenet_unvoiced_temperature)):
+        if value is not None and not 0 < value <= MAX_TEMPERATURE:
+            parser.error(f"{flag} must be in (0, {MAX_TEMPERATURE:g}], got {value}")
     torch.set_num_threads(1)
-    print(json.dumps(ship(args.run_dir, args.corpus, args.out, args.trained_on, args.wavenet_temperature)))
+    print(json.dumps(ship(args.run_dir, args.corpus, args.out, args.trained_on, args.wavenet_temperature,
+                          args.wavenet_unvoiced_temperature)))
     return 0
 
 

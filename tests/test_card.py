@@ -52,6 +52,9 @@ def test_card_is_a_typed_view(tiny_voice):
         ("wavenet_temperature", 0, "wavenet_temperature must be a number in (0, 4], got 0"),
         ("wavenet_temperature", "1.1", "wavenet_temperature must be a number in (0, 4], got '1.1' (str)"),
         ("wavenet_temperature", True, "wavenet_temperature must be a number in (0, 4], got True"),
+        ("wavenet_temperature", None, "wavenet_temperature must be a number in (0, 4], got None"),
+        ("wavenet_unvoiced_temperature", 5, "wavenet_unvoiced_temperature must be a number in (0, 4], got 5"),
+        ("wavenet_unvoiced_temperature", "2", "wavenet_unvoiced_temperature must be a number in (0, 4], got '2' (str)"),
         ("symbols.pad_id", 3, "symbols: symbol table pad_id must be 0"),
     ],
 )

@@ -43,6 +43,7 @@ def test_card_describes_the_voice():
     assert metrics[default]["wer"] < 0.6
     # The WaveNet figures were measured at the temperature the card samples at.
     assert metrics.get("wavenet_temperature", 1.0) == card.get("wavenet_temperature", 1.0)
+    assert metrics.get("wavenet_unvoiced_temperature") == card.get("wavenet_unvoiced_temperature")
     # auto picks the vocoder that measured clearer.
     assert metrics[default]["wer"] == min(metrics["griffinlim"]["wer"], metrics["wavenet"]["wer"])
     size = sum(p.stat().st_size for p in DEFAULT_VOICE.iterdir())

@@ -77,6 +77,53 @@ def test_the_wavenet_samples_at_the_cards_temperature(voice, tmp_path):
         assert np.array_equal(wav, got) == same
 
 
+def test_a_card_with_an_unvoiced_temperature_samples_its_unvoiced_frames_at_it(voice, tmp_path):
+    """wavenet_unvoiced_temperature: the frames whose spectral tilt is not voiced's are drawn at it,
+    the voiced ones at wavenet_temperature."""
+    import json
+    import shutil
+
+    from tts.vocoders import VOICED_TILT, voicing_temperatures
+
+    split = tmp_path / "split"
+    shutil.copytree(voice.path, split)
+    card = json.loads((split / "voice.json").read_text())
+    card.update(wavenet_temperature=1.1, wavenet_unvoiced_temperature=2.0)
+    (split / "voice.json").write_text(json.dumps(card))
+    warm = Voice.load(split, device="cpu")
+    mel = torch.full((voice.audio.n_mels, 40), -4.0)  # flat: unvoiced
+    mel[: voice.audio.n_mels // 4, :20] = 0.0  # frames 0-19 loud in the low bands only: voiced
+    temps = voicing_temperatures(mel[None], voice.audio, 1.1, 2.0)
+    expected = torch.tensor([1.1] * 20 + [2.0] * 20)[None]
+    assert torch.equal(temps, expected)
+    got = warm.vocode([mel], vocoder="wavenet", seed=3)[0]
+    lengths = torch.tensor([40])
+    assert np.array_equal(voice.vocoder.generate(mel[None], lengths, temperature=temps, seed=3)[0].numpy(), got)
+    assert not np.array_equal(voice.vocoder.generate(mel[None], lengths, temperature=1.1, seed=3)[0].numpy(), got)
+    assert VOICED_TILT > 0
+
+
+def test_spectral_tilt_tells_a_vowel_from_a_fricative():
+    """A 150 Hz harmonic tone with falling harmonics (a vowel's shape) stands well above
+    VOICED_TILT; noise above 3 kHz (an /s/) and white noise well below it."""
+    from tts.audio import MelSpectrogram, spectral_tilt
+    from tts.config import AudioConfig
+    from tts.vocoders import VOICED_TILT
+
+    audio = AudioConfig()
+    t = torch.arange(audio.sample_rate) / audio.sample_rate
+    vowel = sum(torch.sin(2 * torch.pi * 150 * k * t) / k ** 2 for k in range(1, 40)) * 0.3
+    noise = torch.randn(audio.sample_rate, generator=torch.Generator().manual_seed(0)) * 0.1
+    spectrum = torch.fft.rfft(noise)
+    spectrum[: int(3500 * len(noise) / audio.sample_rate)] = 0
+    hiss = torch.fft.irfft(spectrum, n=len(noise))
+    mel = MelSpectrogram(audio)
+    tilts = {name: spectral_tilt(mel(wav), audio)[5:-5].median().item()
+             for name, wav in (("vowel", vowel), ("hiss", hiss), ("noise", noise))}
+    assert tilts["vowel"] > VOICED_TILT + 1.0, tilts
+    assert tilts["hiss"] < -1.0 and abs(tilts["noise"]) < VOICED_TILT, tilts
+
+
 def test_griffin_lim_hands_out_each_sentence_whole(voice):
     pieces = []
     wavs = voice.vocode(mels(voice), vocoder="griffinlim", seed=2, on_audio=lambda i, piece: pieces.append((i, piece)))

@@ -83,6 +83,32 @@ def test_fast_and_torch_backends_draw_the_same_samples(batch, output):
     assert_close(fast, slow, atol=1e-4, rtol=0)
 
 
+@pytest.mark.parametrize("output", ["mulaw", "mol"])
+def test_a_frames_temperature_holds_for_its_samples_on_every_backend(batch, output):
+    """temperature (B, F): each frame's samples are drawn at its own temperature, the same on both
+    CPU backends; the samples before the first changed frame are those of the one temperature."""
+    _, mel = batch
+    model = tiny(output)
+    lengths = torch.tensor([10, 7])
+    temps = torch.ones(2, 10)
+    temps[:, 6:] = 2.5
+    fast = model.generate(mel, lengths, seed=5, backend="fast", temperature=temps)
+    assert_close(fast, model.generate(mel, lengths, seed=5, backend="torch", temperature=temps), atol=1e-4, rtol=0)
+    one = model.generate(mel, lengths, seed=5, backend="fast", temperature=1.0)
+    assert torch.equal(fast[:, : 6 * HOP], one[:, : 6 * HOP])
+    assert (fast[:, 6 * HOP:] - one[:, 6 * HOP:]).abs().max() > 0.01
+    assert torch.equal(model.generate(mel, lengths, seed=5, backend="fast", temperature=torch.ones(2, 10)), one)
+
+
+@pytest.mark.parametrize("temperature, message", [(0.0, "positive"), (-1.0, "positive"),
+                                                  (torch.ones(2, 9), r"\(2, 10\) per frame"),
+                                                  (torch.full((2, 10), float("nan")), "positive and finite")])
+def test_a_bad_temperature_is_named(batch, temperature, message):
+    _, mel = batch
+    with pytest.raises(ValueError, match=message):
+        tiny().generate(mel, seed=5, temperature=temperature)
+
+
 @pytest.mark.parametrize("backend", ["fast", "torch"])
 def test_generate_shape_lengths_and_seed(batch, backend):
     _, mel = batch

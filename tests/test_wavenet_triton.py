@@ -44,8 +44,9 @@ with torch.no_grad():
                            precise=True, chunk_frames=4)  # two launches: the state crosses a chunk boundary
     forced.run()
     lengths = torch.tensor([6, 4])
-    drawn = model.finish(TritonSampler(model, mel, lengths, seed=5, precise=True).run(), lengths)
-    reference = model.generate(mel, lengths, seed=5, backend="torch")
+    temps = torch.tensor([[0.7] * 3 + [1.6] * 3, [1.3] * 6])  # each frame's own temperature
+    drawn = model.finish(TritonSampler(model, mel, lengths, seed=5, precise=True, temperature=temps).run(), lengths)
+    reference = model.generate(mel, lengths, seed=5, backend="torch", temperature=temps)
 print(json.dumps({
     "receptive_field": model.receptive_field, "logit_std": expected.std().item(),
     "logit_error": (forced.logits.transpose(1, 2) - expected).abs().max().item(),

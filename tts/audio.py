@@ -150,6 +150,23 @@ def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: 
     return wav / peak * 0.95 if peak > 0 else wav
 
 
+def spectral_tilt(mel: torch.Tensor, audio: AudioConfig, low_hz: float = 1000.0,
+                  high_hz: float = 3000.0) -> torch.Tensor:
+    """Log mel (..., n_mels, frames) -> (..., frames): the mean of the bands centred below ``low_hz``
+    minus the mean of those centred above ``high_hz``, in nats. Vowels, nasals and other voiced
+    frames stand 2-4 above zero; fricatives and bursts below it; silence near it."""
+    import librosa
+
+    centres = librosa.mel_frequencies(n_mels=audio.n_mels + 2, fmin=audio.f_min, fmax=audio.f_max)[1:-1]
+    low = torch.from_numpy(centres < low_hz).to(mel.device)
+    high = torch.from_numpy(centres > high_hz).to(mel.device)
+    if not low.any() or not high.any():
+        raise ValueError(f"no mel band centred below {low_hz:g} Hz or above {high_hz:g} Hz "
+                         f"(f_min {audio.f_min:g}, f_max {audio.f_max:g})")
+    mel = mel.float()
+    return mel[..., low, :].mean(-2) - mel[..., high, :].mean(-2)
+
+
 def load_wav(path: PathLike, audio: AudioConfig, *, resample: bool = False) -> np.ndarray:
     """Read a mono wav as float32 in [-1, 1] at audio.sample_rate; (T,).
 

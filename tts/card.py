@@ -9,6 +9,8 @@ A card describes a voice directory:
      "vocoder":  {... the same with a WaveNetConfig ...},            (optional)
      "default_vocoder": "wavenet" | "griffinlim",                     (optional)
      "wavenet_temperature": 1.0,     the WaveNet's sampling temperature  (optional)
+     "wavenet_unvoiced_temperature": 1.8,   ... in the frames the mel calls unvoiced (optional;
+                                            tts.vocoders.voicing_temperatures)
      "metrics": {...}, "provenance": {...}}                           (optional, free-form)
 
 ``load_card`` checks every field against the config dataclasses of tts.config (an int is an int,
@@ -68,6 +70,7 @@ class VoiceCard:
     vocoder: Optional[PartCard]
     default_vocoder: str = "wavenet"
     wavenet_temperature: float = 1.0  # chosen per voice by measurement (docs/wavenet.md)
+    wavenet_unvoiced_temperature: Optional[float] = None  # None: wavenet_temperature in every frame
     metrics: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 
@@ -174,15 +177,18 @@ def parse_card(data: dict, path: Path) -> VoiceCard:
     default_vocoder = data.get("default_vocoder", "wavenet")
     if default_vocoder not in VOCODER_NAMES:
         raise fail(f"default_vocoder must be one of {', '.join(VOCODER_NAMES)}, got {_shown(default_vocoder)}")
-    temperature = data.get("wavenet_temperature", 1.0)
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not 0 < temperature <= MAX_TEMPERATURE:
-        raise fail(f"wavenet_temperature must be a number in (0, {MAX_TEMPERATURE:g}], got {_shown(temperature)}")
+    temperature, unvoiced = data.get("wavenet_temperature", 1.0), data.get("wavenet_unvoiced_temperature")
+    for key, value in (("wavenet_temperature", temperature), ("wavenet_unvoiced_temperature", unvoiced)):
+        if value is None and key == "wavenet_unvoiced_temperature":
+            continue  # absent: the one temperature everywhere
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TEMPERATURE:
+            raise fail(f"{key} must be a number in (0, {MAX_TEMPERATURE:g}], got {_shown(value)}")
     for key in ("metrics", "provenance"):
         if not isinstance(data.get(key, {}), dict):
             raise fail(f"{key} must be an object, got {_shown(data[key])}")
     return VoiceCard(path=path, symbols=symbols, acoustic=parts["acoustic"], vocoder=parts["vocoder"],
                      default_vocoder=default_vocoder, wavenet_temperature=float(temperature),
+                     wavenet_unvoiced_temperature=None if unvoiced is None else float(unvoiced),
                      metrics=data.get("metrics", {}), provenance=data.get("provenance", {}))
 
 

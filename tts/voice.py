@@ -134,7 +134,8 @@ class Voice:
         self.vocoders: dict[str, Vocoder] = {"griffinlim": GriffinLimVocoder(self.audio, device)}
         if vocoder is not None:
             self.vocoders["wavenet"] = WaveNetVocoder(vocoder, self.audio, device,
-                                                      temperature=card.wavenet_temperature)
+                                                      temperature=card.wavenet_temperature,
+                                                      unvoiced_temperature=card.wavenet_unvoiced_temperature)
         self.symbols = SymbolTable.from_dict(card.symbols)
         self.frontend = frontend or Frontend()
 

@@ -9,6 +9,7 @@ never import tts.models.wavenet: they are handed a WaveNet and read its modules,
 
 The contract, the same on every backend:
 - ``Sampler(model, mel (B, n_mels, F), lengths (B,) frames, temperature=, seed=, forced=, record=)``;
+  ``temperature`` is one number or (B, F) per frame, held for the frame's hop samples;
 - ``run(progress, on_chunk)`` -> (B, F * hop) float32 on ``device``, zero past each lengths[b] * hop:
   mu-law or mixture samples for a plain model, s' (pre-emphasised, before ``WaveNet.finish``) for
   LPC; ``on_chunk(t0, samples)`` sees each chunk as it is made (streaming);
@@ -22,7 +23,7 @@ The contract, the same on every backend:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
 import numpy as np
 import torch
@@ -99,6 +100,22 @@ def zero_past(samples: torch.Tensor, lengths: torch.Tensor, hop: int, t0: int = 
     return samples * keep
 
 
+Temperature = Union[float, torch.Tensor]  # one number, or (B, F): one per frame of each utterance
+
+
+def frame_temperatures(temperature: Temperature, B: int, frames: int) -> torch.Tensor:
+    """A sampling temperature (a positive number, or (B, F) positive per-frame values) -> (B, F)
+    float32 on the CPU; ValueError when it is not positive and finite or not of that shape."""
+    t = torch.as_tensor(temperature, dtype=torch.float32).detach().cpu()
+    if t.dim() == 0:
+        t = t.expand(B, frames)
+    if t.shape != (B, frames):
+        raise ValueError(f"temperature must be a number or ({B}, {frames}) per frame, got {tuple(t.shape)}")
+    if t.numel() and not bool(torch.isfinite(t).all() and (t > 0).all()):
+        raise ValueError(f"temperature must be positive and finite, got {float(t.min())}")
+    return t.contiguous()
+
+
 class Sampler:
     """One run of autoregressive sampling; the contract is in the module docstring.
 
@@ -112,12 +129,14 @@ class Sampler:
     chunk_frames: int = 16
 
     @torch.no_grad()
-    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
-                 seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
-                 device: Optional[torch.device] = None):
-        self.model, self.temperature, self.record = model, float(temperature), record
+    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *,
+                 temperature: Temperature = 1.0, seed: Optional[int] = None, forced: Optional[torch.Tensor] = None,
+                 record: bool = False, device: Optional[torch.device] = None):
+        self.model, self.record = model, record
         self.device = mel.device if device is None else torch.device(device)  # where ``run`` returns
         self.B, self.frames, self.hop = mel.shape[0], mel.shape[2], model.hop_length
+        # (B, F) float32 on the CPU: the temperature of each frame's samples (a backend moves it).
+        self.temperatures = frame_temperatures(temperature, self.B, self.frames)
         self.lengths = torch.as_tensor(lengths).long().cpu()
         self.keys = stream_keys(seed, self.B)
         self.forced = None if forced is None else torch.as_tensor(forced).to(self.device).float()

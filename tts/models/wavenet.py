@@ -28,7 +28,8 @@ from torch import nn
 
 from tts.config import AudioConfig, WaveNetConfig
 from tts.models.lpc import Deemphasis, LPCAnalysis, predict, preemphasis
-from tts.models.sampling import CONTEXT_FRAMES, LOG_SCALE_MIN, Sampler, mulaw_decode, mulaw_encode, zero_past
+from tts.models.sampling import (CONTEXT_FRAMES, LOG_SCALE_MIN, Sampler, Temperature, frame_temperatures, mulaw_decode,
+                                 mulaw_encode, zero_past)
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +78,12 @@ def mol_loss(params: torch.Tensor, target: torch.Tensor, *, mixtures: int,
 
 
 def mol_sample(params: torch.Tensor, uniforms: torch.Tensor, *, mixtures: int,
-               temperature: float = 1.0) -> torch.Tensor:
+               temperature: Temperature = 1.0) -> torch.Tensor:
     """Draw one sample per row: params (B, 3M), uniforms (B, 2) in (0, 1) -> (B,) in [-1, 1].
 
     The first uniform picks a component by inverse CDF, the second draws from its logistic; the
-    temperature scales the logistic's scale (the component weights are left as they are).
+    temperature (a number or (B,) per row) scales the logistic's scale (the component weights are
+    left as they are).
     """
     logit_probs, means, log_scales = mol_split(params, mixtures)
     cdf = torch.softmax(logit_probs, dim=1).cumsum(dim=1)
@@ -92,8 +94,11 @@ def mol_sample(params: torch.Tensor, uniforms: torch.Tensor, *, mixtures: int,
     return x.clamp(-1.0, 1.0)
 
 
-def mulaw_sample(logits: torch.Tensor, uniforms: torch.Tensor, *, temperature: float = 1.0) -> torch.Tensor:
-    """Inverse-CDF draw from softmax(logits / temperature): logits (B, Q), uniforms (B,) -> (B,) int64."""
+def mulaw_sample(logits: torch.Tensor, uniforms: torch.Tensor, *, temperature: Temperature = 1.0) -> torch.Tensor:
+    """Inverse-CDF draw from softmax(logits / temperature): logits (B, Q), uniforms (B,), temperature
+    a number or (B,) per row -> (B,) int64."""
+    if isinstance(temperature, torch.Tensor):
+        temperature = temperature.reshape(-1, 1)
     cdf = torch.softmax(logits.float() / temperature, dim=1).cumsum(dim=1)
     k = torch.searchsorted(cdf, (uniforms[:, None] * cdf[:, -1:]).to(cdf.dtype))
     return k.squeeze(1).clamp(max=logits.shape[1] - 1)
@@ -503,7 +508,7 @@ class WaveNet(nn.Module):
         return F.pad(feats, (CONTEXT_FRAMES, CONTEXT_FRAMES), mode="replicate")
 
     @torch.no_grad()
-    def generate(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None, *, temperature: float = 1.0,
+    def generate(self, mel: torch.Tensor, lengths: Optional[torch.Tensor] = None, *, temperature: Temperature = 1.0,
                  seed: Optional[int] = None, backend: str = "auto", progress: bool = False,
                  on_chunk: Optional[Callable[[int, torch.Tensor], None]] = None) -> torch.Tensor:
         """Sample audio: mel (B, n_mels, F), lengths (B,) in frames (None: all F) -> (B, F * hop)
@@ -515,14 +520,14 @@ class WaveNet(nn.Module):
         generation with torch ops (any device; CUDA-graph captured on CUDA); "triton": the persistent
         GPU kernel (tts.models.wavenet_triton; CUDA only, mu-law models with kernel size 2); "auto":
         fast for CPU tensors, torch otherwise. The same seed gives the same random draws on every backend.
+        ``temperature``: one number, or (B, F) per frame (held for the frame's samples).
         """
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
         if mel.dim() != 3 or mel.shape[1] != self.n_mels:
             raise ValueError(f"mel must be (B, {self.n_mels}, frames), got {tuple(mel.shape)}")
         B, _, frames = mel.shape
+        temperature = frame_temperatures(temperature, B, frames)
         if lengths is None:
             lengths = torch.full((B,), frames, dtype=torch.long)
         lengths = torch.as_tensor(lengths).long().cpu()
@@ -591,7 +596,7 @@ class TorchSampler(Sampler):
     the packed weights the kernels read. ``forced`` and ``record``: see tts.models.sampling.
     """
 
-    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: Temperature = 1.0,
                  seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
                  chunk_frames: int = 16, cuda_graph: Optional[bool] = None):
         super().__init__(model, mel, lengths, temperature=temperature, seed=seed, forced=forced, record=record)
@@ -599,6 +604,7 @@ class TorchSampler(Sampler):
         self.cuda_graph = (self.device.type == "cuda") if cuda_graph is None else cuda_graph
         classes = model.config.mulaw_channels
         self.decode = mulaw_decode(torch.arange(classes), classes).to(self.device)  # class -> sample
+        self.temperatures = self.temperatures.to(self.device)
         if self.coeffs is not None:
             self.coeffs = self.coeffs.to(self.device)
 
@@ -658,11 +664,13 @@ class TorchSampler(Sampler):
         for module in m.head:
             h = F.linear(h, module.weight[:, :, 0], module.bias) if isinstance(module, nn.Conv1d) else module(h)
         u = self.U.index_select(1, t.reshape(1))[:, 0]  # (B, 2)
+        temperature = self.temperatures.index_select(
+            1, torch.div(self.t_abs, self.hop, rounding_mode="floor").reshape(1))[:, 0]  # (B,)
         if m.config.output == "mulaw":
-            k = mulaw_sample(h, u[:, 0], temperature=self.temperature)
+            k = mulaw_sample(h, u[:, 0], temperature=temperature)
             value, nxt = self.decode.index_select(0, k), k.float()
         else:
-            value = mol_sample(h, u, mixtures=m.mixtures, temperature=self.temperature)
+            value = mol_sample(h, u, mixtures=m.mixtures, temperature=temperature)
             nxt = value
         if self.coeffs is not None:  # the draw is the excitation: s'_t = p_t + e_t
             value = (pred + value.float()).clamp(-1.0, 1.0)

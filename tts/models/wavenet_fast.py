@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
-from tts.models.sampling import LOG_SCALE_MIN, Sampler, pack_weights
+from tts.models.sampling import LOG_SCALE_MIN, Sampler, Temperature, pack_weights
 
 if TYPE_CHECKING:
     from tts.models.wavenet import WaveNet
@@ -139,7 +139,7 @@ def _mulaw_class(x, mu):
 
 @njit(fastmath=True, cache=True, parallel=True)
 def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue, q_off, q_len, dilation,
-         embed, in_w, in_b, w_taps, w_out, b_out, w_h1, b_h1, w_h2, b_h2, mol, inv_temp, temperature,
+         embed, in_w, in_b, w_taps, w_out, b_out, w_h1, b_h1, w_h2, b_h2, mol, temps,
          log_scale_min, decode, forced, teacher, logits, record, out, lpc, coeffs, hist, exc, emb_p, emb_e,
          w_lpc, mu):
     """Generate samples t0 .. t1 - 1 of every utterance, in place.
@@ -153,6 +153,8 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue,
     layer. w_taps (L, K * R, G); w_out (L, G/2, R + S); w_h1 (S, S), w_h2 (S, out): the head (skip
     scale folded into w_h1). decode (classes,): mu-law class -> sample. forced (B, n): values fed
     back instead of the drawn ones when ``teacher``; logits (B, n, out) written when ``record``.
+    temps (B, F): each frame's sampling temperature (mu-law: softmax(logits / T); mixture: T scales
+    the logistic).
     out (B, n): the samples. (n: samples of the chunk that starts at t0; t1 - t0 <= n.) Model constants such as log_scale_min come in as arguments: Numba
     freezes module globals into the on-disk cache, which would not notice them change.
 
@@ -270,6 +272,7 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue,
                 if record:
                     for o in range(n_out):
                         logits[item, t - t0, o] = lg[bi, o]
+                temperature = temps[item, t // hop]
                 u1 = draws[item, t - t0, 0]
                 u2 = draws[item, t - t0, 1]
                 if mol:
@@ -288,6 +291,7 @@ def _run(t0, t1, f0, hop, P, phase, gate_bias, groups, ends, draws, prev, queue,
                     top = lg[bi, 0]
                     for k in range(n_out):
                         top = max(top, lg[bi, k])
+                    inv_temp = np.float32(1.0) / temperature
                     for k in range(n_out):
                         cdf[k] = _exp_neg((lg[bi, k] - top) * inv_temp)
                     pick = _inverse_cdf(cdf, n_out, u1)
@@ -314,7 +318,7 @@ class FastSampler(Sampler):
     """
 
     @torch.no_grad()
-    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: Temperature = 1.0,
                  seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
                  threads: Optional[int] = None, chunk_frames: Optional[int] = None):
         import numba
@@ -337,6 +341,7 @@ class FastSampler(Sampler):
         self.phase = _f32(self.phase)
         if self.lpc:
             self.coeffs = _f32(self.coeffs.cpu()[rows])
+        self.temperatures = _f32(self.temperatures[rows])
 
         # The kernel's arrays: (inputs, outputs) float32, from the packed view.
         L, K, R, G = w.taps.shape
@@ -383,7 +388,7 @@ class FastSampler(Sampler):
         _run(f0 * hop, min(f1 * hop, int(self.ends.max())), f0, hop, P, self.phase, self.gate_bias, self.groups,
              self.ends, np.ascontiguousarray(draws[order]), self.prev, self.queue, self.q_off, self.q_len,
              self.dilation, self.embed, self.in_w, self.in_b, self.w_taps, self.w_out, self.b_out, self.w_h1,
-             self.b_h1, self.w_h2, self.b_h2, self.mol, np.float32(1.0 / self.temperature), np.float32(self.temperature),
+             self.b_h1, self.w_h2, self.b_h2, self.mol, self.temperatures,
              np.float32(LOG_SCALE_MIN), self.decode, forced, teacher, logits, self.record, out, self.lpc, coeffs,
              self.hist, self.exc, self.emb_p, self.emb_e, self.w_lpc, self.mu)
         inverse = self.inverse
@@ -416,7 +421,7 @@ def _kernel_threads():
         torch.set_num_threads(torch_threads)
 
 
-def generate_fast(model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+def generate_fast(model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: Temperature = 1.0,
                   seed: Optional[int] = None, progress: bool = False, threads: Optional[int] = None) -> np.ndarray:
     """mel (B, n_mels, F), lengths (B,) frames -> audio (B, F * hop) float32 numpy, zero past each
     length (s' for an LPC model: ``WaveNet.generate`` also de-emphasises)."""

@@ -30,7 +30,7 @@ import torch
 import triton
 import triton.language as tl
 
-from tts.models.sampling import CONTEXT_FRAMES, PackedWeights, Sampler, pack_weights
+from tts.models.sampling import CONTEXT_FRAMES, PackedWeights, Sampler, Temperature, pack_weights
 
 if TYPE_CHECKING:
     from tts.models.wavenet import WaveNet
@@ -68,7 +68,7 @@ def _mulaw_class(x, mu):
 def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr, prev_ptr, emb_ptr, dec_ptr,
                    wconv_ptr, wres_ptr, bres_ptr, wskip_ptr, bskip_ptr, wh1_ptr, bh1_ptr, wh2_ptr, bh2_ptr, dil_ptr,
                    coef_ptr, lhist_ptr, lexc_ptr, lprev_ptr, lforced_ptr, embp_ptr, embe_ptr,
-                   n, t0, inv_temperature, skip_scale,
+                   n, t0, itemp_ptr, skip_scale,
                    L: tl.constexpr, R: tl.constexpr, G2: tl.constexpr, S: tl.constexpr, Q: tl.constexpr,
                    HS: tl.constexpr, BLOCK: tl.constexpr, FORCED: tl.constexpr, RECORD: tl.constexpr,
                    PRECISION: tl.constexpr, LPC: tl.constexpr = False, ORDER: tl.constexpr = 1,
@@ -76,7 +76,8 @@ def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr,
     """Samples t0 .. t0 + n - 1 for the BLOCK utterances of this program.
 
     cond (B, n, L, 2 * G2) float32: each layer's conditioning plus gate bias, tanh half first;
-    uni (B, n) float32 draws; forced (B, n) int32 classes fed back instead of the drawn ones (FORCED);
+    uni (B, n) float32 draws; itemp (B, n) float32 each sample's 1 / temperature; forced (B, n) int32
+    classes fed back instead of the drawn ones (FORCED);
     out (B, n) float32 samples; logits (B, n, Q) float32 (RECORD); hist (B, L, HS, R) float32, slot
     t % (d + 1) holds layer l's input at t; prev (B,) int32, the class fed back last.
     Weights (float32 or float16): emb (Q, R); wconv (L, tap, half, R, G2) with tap 0 the input at
@@ -141,7 +142,7 @@ def _wavenet_steps(cond_ptr, uni_ptr, forced_ptr, out_ptr, logits_ptr, hist_ptr,
         if RECORD:
             tl.store(logits_ptr + (rb[:, None] * n + s) * Q + rq[None, :], logits)
         # Inverse-CDF draw from softmax(logits / temperature), as wavenet.mulaw_sample does it.
-        z = logits * inv_temperature
+        z = logits * tl.load(itemp_ptr + rb * n + s)[:, None]
         cdf = tl.cumsum(tl.exp(z - tl.max(z, axis=1)[:, None]), axis=1)
         u = tl.load(uni_ptr + rb * n + s)
         k = tl.minimum(tl.sum((cdf < (u * tl.max(cdf, axis=1))[:, None]).to(tl.int32), axis=1), Q - 1)
@@ -180,7 +181,7 @@ class TritonSampler(Sampler):
     allows, at most 16). ``forced`` and ``record``: see tts.models.sampling."""
 
     @torch.no_grad()
-    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: float = 1.0,
+    def __init__(self, model: WaveNet, mel: torch.Tensor, lengths: torch.Tensor, *, temperature: Temperature = 1.0,
                  seed: Optional[int] = None, forced: Optional[torch.Tensor] = None, record: bool = False,
                  weight_dtype: Optional[torch.dtype] = None, precise: bool = False, chunk_frames: Optional[int] = None):
         reason = unsupported(model)
@@ -193,7 +194,8 @@ class TritonSampler(Sampler):
         c = model.config
         # Programs own BLOCK_B utterances each: every per-utterance input is padded to ``rows``.
         self.rows = -(-self.B // BLOCK_B) * BLOCK_B
-        self.inv_temperature = 1.0 / self.temperature
+        # Each sample's 1 / temperature: a frame's value repeated for its hop samples, chunk by chunk.
+        self.inv_temperatures = _pad_rows(1.0 / self.temperatures.to(self.device), self.rows)
         self.lpc = self.coeffs is not None
         if weight_dtype is None:
             weight_dtype = torch.float16 if self.device.type == "cuda" and not precise else torch.float32
@@ -255,6 +257,7 @@ class TritonSampler(Sampler):
         n = (f1 - f0) * hop
         cond = self._conditioning(f0, f1)
         uni = _pad_rows(torch.from_numpy(draws[:, :, 0].astype(np.float32)).to(dev), rows).contiguous()
+        itemp = self.inv_temperatures[:, f0:f1].repeat_interleave(hop, dim=1).contiguous()  # (rows, n)
         if forced is not None:  # s' values (LPC) or mu-law classes
             forced = _pad_rows(forced if self.lpc else forced.round().int(), rows).contiguous()
         classes = forced if forced is not None and not self.lpc else self.prev
@@ -267,7 +270,7 @@ class TritonSampler(Sampler):
             cond, uni, classes, samples, logits, self.hist, self.prev, w["emb"], w["dec"], w["wconv"], w["wres"],
             w["bres"], w["wskip"], w["bskip"], w["wh1"], w["bh1"], w["wh2"], w["bh2"], w["dil"],
             coeffs, self.lhist, self.lexc, self.lprev, values, w.get("embp", w["emb"]), w.get("embe", w["emb"]),
-            n, f0 * hop, self.inv_temperature, m.skip_scale,
+            n, f0 * hop, itemp, m.skip_scale,
             L=L, R=c.residual_channels, G2=G // 2, S=c.skip_channels, Q=Q, HS=max(m.dilations) + 1, BLOCK=BLOCK_B,
             FORCED=forced is not None, RECORD=self.record, PRECISION=self.precision, **lpc_args)
         return samples[: self.B], (logits[: self.B] if self.record else None)
