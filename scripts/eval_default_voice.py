@@ -136,6 +136,9 @@ def main() -> int:
     parser.add_argument("--voice", type=Path, default=None, help="voice directory (default: the shipped voice)")
     parser.add_argument("--corpus", type=Path, default=Path("data/teacher"), help="has test.txt and wavs/")
     parser.add_argument("--count", type=int, default=50, help="held-out sentences to use (the first N of the listing)")
+    parser.add_argument("--skip", type=int, default=0, metavar="K",
+                        help="start after the listing's first K sentences (e.g. the dev sentences a setting was "
+                             "chosen on, to confirm it on fresh ones)")
     parser.add_argument("--listing", default="test.txt", choices=("test.txt", "dev.txt"),
                         help="the corpus's held-out listing: test.txt (reported figures) or dev.txt (for "
                              "choosing settings: make_teacher_corpus.py --dev-count)")
@@ -158,10 +161,10 @@ def main() -> int:
     unknown = sorted(set(sets) - set(SETS))
     if unknown or not sets:
         parser.error(f"--sets takes names from {','.join(SETS)}; got {args.sets!r}")
-    if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None
+    if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None or args.skip
                              or args.listing != "test.txt" or args.temperature is not None
                              or args.unvoiced_temperature is not None):
-        parser.error("--update-card needs every set, test.txt, and the voice's own vocoder and temperature")
+        parser.error("--update-card needs every set, test.txt from its first sentence, and the voice's own vocoder and temperature")
     for flag, value in (("--temperature", args.temperature), ("--unvoiced-temperature", args.unvoiced_temperature)):
         if value is not None and not 0 < value <= MAX_TEMPERATURE:
             parser.error(f"{flag} must be in (0, {MAX_TEMPERATURE:g}], got {value}")
@@ -173,9 +176,11 @@ def main() -> int:
         rows = [(row.id, row.text) for row in read_metadata(args.corpus, listing=args.listing)]
     except CorpusError as err:
         parser.error(str(err))
-    if len(rows) < args.count:
-        parser.error(f"{test_file} has {len(rows)} sentences, fewer than --count {args.count}")
-    rows = rows[: args.count]
+    if args.count < 1 or args.skip < 0:
+        parser.error(f"--count must be positive and --skip not negative, got {args.count} and {args.skip}")
+    if len(rows) < args.skip + args.count:
+        parser.error(f"{test_file} has {len(rows)} sentences, fewer than --skip {args.skip} + --count {args.count}")
+    rows = rows[args.skip: args.skip + args.count]
     recognizer = load_recognizer(args.asr)  # first, so a missing recognizer fails before minutes of synthesis
     if args.vocoder_from is not None:
         composed = tempfile.TemporaryDirectory()
@@ -220,7 +225,7 @@ def main() -> int:
     teacher_wer = max(figures["teacher"]["wer"], 1e-9)
     metrics = {
         "sentences": len(rows),
-        "listing": args.listing,
+        "listing": args.listing if not args.skip else f"{args.listing} from sentence {args.skip + 1}",
         "asr": f"{recognizer.name}, corpus-level WER and CER after tts.eval.normalize_for_wer",
         **figures,
     }
