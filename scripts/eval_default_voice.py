@@ -44,7 +44,7 @@ from tts.asr import DEFAULT_RECOGNIZER, RECOGNIZERS, SAMPLE_RATE, load_recognize
 from tts.audio import MelSpectrogram, load_wav, resample_wav
 from tts.card import MAX_TEMPERATURE
 from tts.data import CorpusError, read_metadata
-from tts.eval import error_rates, mel_cepstral_distortion
+from tts.eval import error_rates, mel_cepstral_distortion, wer_difference
 from tts.voice import DEFAULT_VOICE, Voice, load_card, read_card, write_card
 
 TEN_WORDS = "Please call Stella and ask her to bring these things."
@@ -235,6 +235,13 @@ def main() -> int:
             metrics["wavenet_unvoiced_temperature"] = voice.vocoders["wavenet"].unvoiced_temperature
     if "wavenet" in figures:
         metrics["wavenet_wer_over_teacher"] = round(figures["wavenet"]["wer"] / teacher_wer, 3)
+    if "wavenet" in heard and "griffinlim" in heard:  # target 2 of issue 13, with its sampling spread
+        gap = wer_difference(references, heard["wavenet"], heard["griffinlim"])
+        metrics["wavenet_minus_griffinlim"] = {"wer": round(gap["difference"], 4),
+                                               "ci95": [round(x, 4) for x in gap["ci95"]]}
+        print(f"ours: WaveNet - Griffin-Lim WER {gap['difference']:+.3f}, 95% interval "
+              f"[{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}] (paired bootstrap over sentences)",
+              file=sys.stderr, flush=True)
     if "wavenet_copy_synthesis" in figures and "griffinlim_copy_synthesis" in figures:
         metrics["wavenet_copy_over_griffinlim_copy"] = round(
             figures["wavenet_copy_synthesis"]["wer"] / max(figures["griffinlim_copy_synthesis"]["wer"], 1e-9), 3)

@@ -74,6 +74,29 @@ def tone(seconds=1.0, f0=150.0, rate=RATE):
     return (voiced * envelope).astype(np.float32)
 
 
+def test_wer_difference_says_when_two_systems_are_told_apart():
+    from tts.eval import wer_difference
+
+    references = ["the cat sat on the mat"] * 40
+    clean = list(references)
+    one_miss = ["the cat sat on the hat"] * 40  # one word in six, every sentence
+    some = [a if n % 2 else b for n, (a, b) in enumerate(zip(clean, one_miss))]  # every other sentence
+    gap = wer_difference(references, one_miss, clean)
+    assert gap["difference"] == pytest.approx(1 / 6) and gap["ci95"] == pytest.approx([1 / 6, 1 / 6])
+    gap = wer_difference(references, some, clean)
+    low, high = gap["ci95"]
+    assert gap["difference"] == pytest.approx(1 / 12) and 0 < low < 1 / 12 < high < 1 / 6
+    assert wer_difference(references, some, clean) == gap  # the same draws from the same seed
+    back = wer_difference(references, clean, some)  # the other way round: the same interval, negated
+    assert back["difference"] == pytest.approx(-1 / 12) and back["ci95"][1] < 0
+    # Two systems that miss different sentences equally often are not told apart.
+    other = [b if n % 2 else a for n, (a, b) in enumerate(zip(clean, one_miss))]
+    low, high = wer_difference(references, some, other)["ci95"]
+    assert low < 0 < high
+    with pytest.raises(ValueError, match="two or more sentences"):
+        wer_difference(references[:1], one_miss[:1], clean[:1])
+
+
 def test_mel_cepstral_distortion():
     wav = tone()
     assert mel_cepstral_distortion(wav, wav, RATE) == pytest.approx(0.0, abs=1e-6)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -88,6 +89,45 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict:
     if words == 0:
         raise ValueError("the references have no words to compare against")
     return {"wer": word_edits / words, "cer": char_edits / chars, "words": words, "chars": chars}
+
+
+def wer_difference(references: list[str], first: list[str], second: list[str], *, resamples: int = 2000,
+                   seed: int = 0) -> dict:
+    """How much more often the recognizer missed ``first``'s words than ``second``'s, on the same
+    sentences: {"difference": WER(first) - WER(second), "ci95": [low, high]}, the interval a paired
+    bootstrap over sentences gives (scipy.stats.bootstrap, BCa, else percentile where BCa cannot be
+    estimated; ``seed`` fixes its draws). An interval that holds 0 says the two are not told apart by
+    these sentences."""
+    from scipy.stats import bootstrap
+
+    if not len(references) == len(first) == len(second) >= 2:
+        raise ValueError(f"need two or more sentences, each with both hypotheses; got {len(references)}, "
+                         f"{len(first)} and {len(second)}")
+    counts = []
+    for reference, a, b in zip(references, first, second):
+        ref = normalize_for_wer(reference)
+        counts.append((_edits(ref, normalize_for_wer(a)), _edits(ref, normalize_for_wer(b)), len(ref)))
+    edits_a, edits_b, words = (np.asarray(column, dtype=np.float64) for column in zip(*counts))
+    if words.sum() == 0:
+        raise ValueError("the references have no words to compare against")
+
+    def difference(a, b, w, axis=-1):
+        return (a.sum(axis) - b.sum(axis)) / np.maximum(w.sum(axis), 1.0)
+
+    observed = float(difference(edits_a, edits_b, words))
+    gaps = edits_a - edits_b
+    if not gaps.any() or (np.ptp(gaps) == 0 and np.ptp(words) == 0):  # every resample gives the same value
+        return {"difference": observed, "ci95": [observed, observed]}
+    for method in ("BCa", "percentile"):  # BCa, unless its correction cannot be estimated from these
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = bootstrap((edits_a, edits_b, words), difference, paired=True, vectorized=True,
+                               n_resamples=resamples, confidence_level=0.95, method=method,
+                               rng=np.random.default_rng(seed))
+        low, high = result.confidence_interval
+        if math.isfinite(low) and math.isfinite(high):
+            break
+    return {"difference": observed, "ci95": [float(low), float(high)]}
 
 
 def _cepstra(wav: np.ndarray, sample_rate: int) -> np.ndarray:
