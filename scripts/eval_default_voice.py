@@ -122,9 +122,14 @@ def with_vocoder_of(voice_dir: Path | None, vocoder_dir: Path, out: Path) -> Pat
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy2(voice.weights("acoustic"), out / voice.acoustic.file)
     shutil.copy2(other.weights("vocoder"), out / "vocoder.safetensors")
-    # The new card is the voice's raw card (provenance kept) with the other's vocoder part.
+    # The new card is the voice's raw card (provenance kept) with the other's vocoder part and the
+    # temperatures that vocoder is sampled at (they belong to it, not to the Tacotron).
     ours, theirs = read_card(voice_dir), read_card(vocoder_dir)
     ours["vocoder"] = {**theirs["vocoder"], "file": "vocoder.safetensors"}
+    for key in ("wavenet_temperature", "wavenet_unvoiced_temperature"):
+        ours.pop(key, None)
+        if key in theirs:
+            ours[key] = theirs[key]
     ours.pop("default_vocoder", None)
     ours.pop("metrics", None)
     write_card(out, ours)
