@@ -169,7 +169,8 @@ def main() -> int:
     if args.update_card and (set(sets) != set(SETS) or args.vocoder_from is not None or args.skip
                              or args.listing != "test.txt" or args.temperature is not None
                              or args.unvoiced_temperature is not None):
-        parser.error("--update-card needs every set, test.txt from its first sentence, and the voice's own vocoder and temperature")
+        parser.error("--update-card needs every set, test.txt from its first sentence, and the voice's own "
+                     "vocoder and temperature")
     for flag, value in (("--temperature", args.temperature), ("--unvoiced-temperature", args.unvoiced_temperature)):
         if value is not None and not 0 < value <= MAX_TEMPERATURE:
             parser.error(f"{flag} must be in (0, {MAX_TEMPERATURE:g}], got {value}")

@@ -89,8 +89,9 @@ class GriffinLimVocoder:
 
 def voicing_temperatures(mels: torch.Tensor, audio: AudioConfig, voiced: float, unvoiced: float) -> torch.Tensor:
     """mels (B, n_mels, F) -> (B, F) sampling temperatures: ``voiced`` where the frame's spectral
-    tilt says voiced (VOICED_TILT), ``unvoiced`` elsewhere. A WaveNet sampled hotter in the noisy
-    frames than in the voiced ones loses fewer words on a Tacotron's smooth mels (docs/wavenet.md)."""
+    tilt says voiced (VOICED_TILT), ``unvoiced`` elsewhere. For the shipped voice, unvoiced frames
+    sampled hotter gained words on the dev sentences the rule was chosen on and lost them on fresh
+    ones (docs/wavenet.md), so its card keeps one temperature."""
     import torch
 
     from tts.audio import spectral_tilt
