@@ -201,6 +201,24 @@ def test_segments_pair_audio_with_frames(corpus, tmp_path):
     assert long_segments[0]["audio"].shape == (100 * 256,) and long_segments[0]["mel"].shape == (80, 100)
 
 
+def test_blurred_segments_keep_their_audio_and_smooth_the_mel(corpus, tmp_path):
+    """vocoder_train.mel_blur_*: the same segment (same start, same audio), its mel smoother in
+    time and across bands, by a different amount per draw."""
+    items = _prepare(corpus, tmp_path)
+    plain = SegmentDataset(items, segment_frames=8, audio=AUDIO, seed=3)
+    blurred = SegmentDataset(items, segment_frames=8, audio=AUDIO, seed=3, blur=(2.0, 2.0))
+    a, b = plain[0], blurred[0]
+    assert torch.equal(a["audio"], b["audio"]) and b["mel"].shape == a["mel"].shape
+
+    def roughness(mel, axis):
+        return mel.diff(dim=axis).abs().mean().item()
+
+    assert roughness(b["mel"], 1) < roughness(a["mel"], 1) and roughness(b["mel"], 0) < roughness(a["mel"], 0)
+    assert abs(b["mel"].mean().item() - a["mel"].mean().item()) < 0.5  # blurred, not shifted
+    again = [blurred[0]["mel"] for _ in range(3)]
+    assert not torch.equal(again[0], again[1]) or not torch.equal(again[1], again[2])
+
+
 MANIFESTS = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "manifests"
 
 

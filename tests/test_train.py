@@ -123,7 +123,8 @@ def test_vocoder_may_train_its_conditioning_alone(corpus, tmp_path, capsys):
     assert _train(base, corpus, "trainer.max_steps=1", "stage=vocoder") == 0
     assert _train(tuned, corpus, "trainer.max_steps=3", "stage=vocoder", f"init_from={base}",
                   "vocoder_train.trainable=conditioning", "vocoder_train.ema_decay=null",
-                  "vocoder_train.lr=0.01", "vocoder_train.warmup_steps=1") == 0
+                  "vocoder_train.lr=0.01", "vocoder_train.warmup_steps=1",
+                  "vocoder_train.mel_blur_frames=1.0", "vocoder_train.mel_blur_bands=0.5") == 0
     before, after = load_file(base / "vocoder.safetensors"), load_file(tuned / "vocoder.safetensors")
     assert before.keys() == after.keys()
     mel_path = {k for k in before if k.startswith("upsampler.") or ".cond." in k}
@@ -135,6 +136,9 @@ def test_vocoder_may_train_its_conditioning_alone(corpus, tmp_path, capsys):
     assert _train(tuned, corpus, "stage=vocoder", "vocoder_train.trainable=body") == 1
     err = capsys.readouterr().err
     assert "vocoder_train.trainable must be one of all, conditioning" in err and len(err.strip().splitlines()) == 1
+    assert _train(tuned, corpus, "stage=vocoder", "vocoder_train.mel_blur_frames=-1") == 1
+    err = capsys.readouterr().err
+    assert "vocoder_train.mel_blur_frames must be between 0 and 10, got -1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_export_makes_a_voice_from_checkpoints(corpus, tmp_path, capsys):

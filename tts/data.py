@@ -376,13 +376,16 @@ class SegmentDataset(Dataset):
 
     Returns audio (S * hop,) float32 in [-1, 1] and mel (n_mels, S); utterances shorter than S
     frames are padded with silence. ``mel_dir`` switches the conditioning to ground-truth-aligned
-    mels saved as ``ID.npy`` there.
+    mels saved as ``ID.npy`` there. ``blur`` = (frames, bands): each utterance's mel is blurred by
+    a Gaussian with sigmas drawn uniformly up to these (vocoder_train.mel_blur_frames/_bands)
+    before the segment is cut, so the blur sees the frames around it.
     """
 
     def __init__(self, items: Sequence[Item], *, segment_frames: int, audio: AudioConfig,
-                 mel_dir: Optional[Path] = None, seed: int = 0, random_start: bool = True):
+                 mel_dir: Optional[Path] = None, seed: int = 0, random_start: bool = True,
+                 blur: tuple[float, float] = (0.0, 0.0)):
         self.items, self.frames, self.audio, self.mel_dir = list(items), segment_frames, audio, mel_dir
-        self.random_start = random_start
+        self.random_start, self.blur = random_start, blur
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -396,11 +399,15 @@ class SegmentDataset(Dataset):
         pcm = cached["audio"].astype(np.float32) / 32768.0
         usable = mel.shape[1] - 1  # the last frame has no full hop of samples after it
         pcm = np.pad(pcm, (0, max(0, (frames + usable) * hop - len(pcm))))
+        start = int(self.rng.integers(0, usable - frames + 1)) if self.random_start and usable >= frames else 0
+        if any(self.blur):
+            from scipy.ndimage import gaussian_filter
+
+            frames_sigma, bands_sigma = (float(self.rng.uniform(0, limit)) for limit in self.blur)
+            mel = gaussian_filter(mel, (bands_sigma, frames_sigma), mode="nearest")
         if usable < frames:
             mel = np.pad(mel[:, :usable], ((0, 0), (0, frames - usable)), constant_values=mel_silence(self.audio))
-            start = 0
         else:
-            start = int(self.rng.integers(0, usable - frames + 1)) if self.random_start else 0
             mel = mel[:, start:start + frames]
         segment = pcm[start * hop:(start + frames) * hop]
         return {"audio": torch.from_numpy(np.ascontiguousarray(segment)),
@@ -419,10 +426,12 @@ class CorpusDataModule(L.LightningDataModule):
     """
 
     def __init__(self, *, data: DataConfig, audio: AudioConfig, symbols: dict, cache_root: Path,
-                 stage: str, batch_size: int, segment_frames: int = 32, gta_dir: Optional[Path] = None):
+                 stage: str, batch_size: int, segment_frames: int = 32, gta_dir: Optional[Path] = None,
+                 mel_blur: tuple[float, float] = (0.0, 0.0)):
         super().__init__()
         self.data, self.audio, self.symbols, self.cache_root = data, audio, symbols, cache_root
         self.stage, self.batch_size, self.segment_frames, self.gta_dir = stage, batch_size, segment_frames, gta_dir
+        self.mel_blur = mel_blur
         self.train_items: list[Item] = []
         self.val_items: list[Item] = []
 
@@ -442,7 +451,7 @@ class CorpusDataModule(L.LightningDataModule):
             collate = TextMelCollate(pad_id=self.symbols["pad_id"], audio=self.audio)
             return DataLoader(TextMelDataset(items), batch_sampler=sampler, collate_fn=collate, **common)
         dataset = SegmentDataset(items, segment_frames=self.segment_frames, audio=self.audio, mel_dir=self.gta_dir,
-                                 seed=self.data.seed, random_start=train)
+                                 seed=self.data.seed, random_start=train, blur=self.mel_blur if train else (0.0, 0.0))
         # The Trainer runs with use_distributed_sampler=False (it cannot shard BucketBatchSampler), so
         # shard here.
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
