@@ -79,12 +79,48 @@ def test_max_minutes_ends_each_stage_with_a_checkpoint_and_an_export(corpus, tmp
     assert json.loads((run / "voice.json").read_text())["vocoder"]["steps"] == 2
 
 
+def test_a_run_killed_without_warning_resumes_from_its_timed_checkpoint(corpus, tmp_path):
+    """trainer.checkpoint_every_minutes: with step checkpoints far apart, a run SIGKILLed mid-way
+    (no handler can save then) still left last.ckpt at a recent step, and resumes from it."""
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    last = run / "acoustic" / "checkpoints" / "last.ckpt"
+    command = [sys.executable, "-m", "tts.cli", "train", "recipe=tiny", f"data.root={corpus}", f"run_dir={run}",
+               "trainer.accelerator=cpu", "stage=acoustic", "trainer.max_steps=100000",
+               "trainer.checkpoint_every_steps=100000", "trainer.checkpoint_every_minutes=0.001"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline, step = time.monotonic() + 240, 0
+        while time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.5)
+            try:
+                step = _ckpt(run, "acoustic")["global_step"]
+            except Exception:  # not written yet, or being replaced as it is read
+                continue
+            if step >= 3:
+                break
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert step >= 3, f"no timed checkpoint past step 2 (last read: step {step})"
+    saved = _ckpt(run, "acoustic")["global_step"]
+    assert saved >= step
+    assert _train(run, corpus, "stage=acoustic", f"trainer.max_steps={saved + 1}") == 0
+    assert _ckpt(run, "acoustic")["global_step"] == saved + 1
+
+
 @pytest.mark.parametrize("setting, message", [
     ("vocoder.upsample_scales=[4,4]", "multiply to 16, but audio.hop_length is 256"),
     ("acoustic.encoder_kernel_size=4", "acoustic.encoder_kernel_size must be a positive odd number"),
     ("acoustic.dropout=1.5", "acoustic.dropout must be in [0, 1)"),
     ("trainer.compile=sometimes", "trainer.compile must be auto, true or false"),
     ("trainer.max_minutes=0", "trainer.max_minutes must be a positive number of minutes or null"),
+    ("trainer.checkpoint_every_minutes=-5", "trainer.checkpoint_every_minutes must be a positive number of minutes or null"),
 ])
 def test_bad_recipe_fails_before_anything_is_trained_or_written(corpus, tmp_path, capsys, setting, message):
     run = tmp_path / "run"

@@ -207,6 +207,10 @@ class TrainerConfig:
     val_every_steps: int = 1000
     log_every_steps: int = 50
     checkpoint_every_steps: int = 1000
+    # Also save last.ckpt whenever this many minutes have passed since the last such save: slow
+    # steps (a CPU) may take longer than that between checkpoint_every_steps, and a run killed
+    # without warning loses what came after the last save. None: by steps only.
+    checkpoint_every_minutes: Optional[float] = 10.0
     # Stop each stage after this many minutes of training in this run of `tts train` (then checkpoint
     # and export, as at max_steps); a resumed run gets the minutes again. None: no time limit.
     max_minutes: Optional[float] = None
@@ -242,8 +246,10 @@ class Recipe:
         for name in ("max_steps", "val_every_steps", "log_every_steps", "checkpoint_every_steps"):
             if getattr(t, name) < 1:
                 raise ConfigError(f"trainer.{name} must be at least 1, got {getattr(t, name)}")
-        if t.max_minutes is not None and not t.max_minutes > 0:
-            raise ConfigError(f"trainer.max_minutes must be a positive number of minutes or null, got {t.max_minutes}")
+        for name in ("max_minutes", "checkpoint_every_minutes"):
+            value = getattr(t, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ConfigError(f"trainer.{name} must be a positive number of minutes or null, got {value}")
         scales = math.prod(self.vocoder.upsample_scales)
         if scales != self.audio.hop_length:
             raise ConfigError(f"vocoder.upsample_scales {list(self.vocoder.upsample_scales)} multiply to {scales}, "

@@ -71,6 +71,24 @@ class StopAfter(Callback):
             trainer.should_stop = True
 
 
+class SaveEvery(Callback):
+    """trainer.checkpoint_every_minutes: also saves last.ckpt once that long has passed since the
+    last save (by this callback or at start), so a run killed without warning (SIGKILL, a machine
+    taken away) loses at most those minutes however slow its steps. Rank 0's clock decides."""
+
+    def __init__(self, minutes: float, path: Path):
+        self.seconds, self.path = minutes * 60.0, path
+        self.last = time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.last = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args) -> None:
+        if trainer.strategy.broadcast(time.monotonic() - self.last >= self.seconds):
+            trainer.save_checkpoint(self.path)
+            self.last = time.monotonic()
+
+
 def _has_trained(run_dir: Path, stage: str) -> bool:
     """Whether ``stage`` (acoustic or vocoder) has weights in ``run_dir``: a checkpoint or an export."""
     return (run_dir / f"{stage}.safetensors").is_file() or any((run_dir / stage / "checkpoints").glob("*.ckpt"))
@@ -203,6 +221,8 @@ def _make_trainer(recipe: Recipe, stage_dir: Path, *, max_steps: int, grad_clip:
     ]
     if t.max_minutes is not None:
         callbacks.append(StopAfter(t.max_minutes))
+    if t.checkpoint_every_minutes is not None:
+        callbacks.append(SaveEvery(t.checkpoint_every_minutes, checkpoints / "last.ckpt"))
     return L.Trainer(
         max_steps=max_steps,
         accelerator=accelerator,
