@@ -178,9 +178,8 @@ class VocoderTrainConfig:
     trainable: str = "all"
     # Blur each training segment's conditioning mel by a Gaussian whose sigma is drawn per item,
     # uniformly up to these (in frames, and in mel bands); 0 turns it off. Tacotron's mels are
-    # smoother than true ones (their frame-to-frame and band-to-band differences ~0.75x and 0.72x
-    # the teacher's; a blur of 0.7 frames and 0.55 bands matches that), so a vocoder that must
-    # render them can learn to from true audio and blurred true mels. Validation mels are not blurred.
+    # smoother than true ones, so a vocoder that must render them can learn to from true audio and
+    # blurred true mels (docs/wavenet.md measures how smooth). Validation mels are not blurred.
     mel_blur_frames: float = 0.0
     mel_blur_bands: float = 0.0
     lr: float = 1e-3
