@@ -86,7 +86,6 @@ def test_a_run_killed_without_warning_resumes_from_its_timed_checkpoint(corpus, 
     import time
 
     run = tmp_path / "run"
-    last = run / "acoustic" / "checkpoints" / "last.ckpt"
     command = [sys.executable, "-m", "tts.cli", "train", "recipe=tiny", f"data.root={corpus}", f"run_dir={run}",
                "trainer.accelerator=cpu", "stage=acoustic", "trainer.max_steps=100000",
                "trainer.checkpoint_every_steps=100000", "trainer.checkpoint_every_minutes=0.001"]
