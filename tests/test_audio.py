@@ -97,7 +97,8 @@ def test_griffin_lim_gives_audio_of_the_right_length():
     (AudioConfig(sample_rate=8000, n_fft=256, hop_length=64, win_length=200, n_mels=20, f_max=4000.0), 23),
     (AudioConfig(sample_rate=8000, n_fft=256, hop_length=80, win_length=256, n_mels=20, f_max=4000.0), 17),  # torch.istft
 ])
-def test_griffin_lim_gives_torchaudios_samples(audio, frames):
+def test_griffin_lim_matches_torchaudios_samples(audio, frames):
+    """The same steps as torchaudio's GriffinLim; only the rounding of the phase normalisation differs."""
     import torchaudio.transforms as AT
 
     mel = torch.randn(audio.n_mels, frames, generator=torch.Generator().manual_seed(frames)) - 4
@@ -106,4 +107,4 @@ def test_griffin_lim_gives_torchaudios_samples(audio, frames):
     reference = AT.GriffinLim(n_fft=audio.n_fft, n_iter=8, win_length=audio.win_length,
                               hop_length=audio.hop_length, power=1.0)(magnitude)
     ours = griffin_lim(mel, audio, n_iter=8, generator=torch.Generator().manual_seed(11))
-    torch.testing.assert_close(ours, reference / reference.abs().max() * 0.95, rtol=0, atol=0)
+    torch.testing.assert_close(ours, reference / reference.abs().max() * 0.95, rtol=0, atol=2e-5)

@@ -116,13 +116,23 @@ class _CentredISTFT:
         return self._overlap_add(pieces)[self.trim] / self.envelope
 
 
+def _unit_phasors(rebuilt: torch.Tensor, previous: Optional[torch.Tensor], momentum: float) -> torch.Tensor:
+    """Griffin-Lim's phase update: (rebuilt - momentum * previous) / |...| as real pairs (..., 2),
+    for complex ``rebuilt`` and ``previous`` (None on the first step)."""
+    pairs = torch.view_as_real(rebuilt)
+    pairs = pairs.clone() if previous is None else torch.view_as_real(previous).mul(-momentum).add_(pairs)
+    real, imag = pairs.unbind(-1)
+    return pairs.mul_(torch.addcmul(real * real, imag, imag).add_(1e-32).rsqrt_().unsqueeze(-1))
+
+
 def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3, *,
                 generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
 
     The mel filterbank is inverted by least squares; the phase comes from Griffin-Lim with
-    momentum 0.99, the same steps as torchaudio's GriffinLim (whose samples this reproduces
-    exactly, a quarter faster). The random initial phase is drawn from ``generator`` (None:
+    momentum 0.99, the same steps as torchaudio's GriffinLim (whose samples this matches to ~1e-5,
+    twice as fast: the inverse STFT below, and the phases normalised on real pairs rather than
+    through complex abs and division). The random initial phase is drawn from ``generator`` (None:
     torch's global generator, as torchaudio does); an own generator lets two threads run this at
     once and each still get its seed's samples (the speech server vocodes sentences in parallel).
     """
@@ -137,15 +147,18 @@ def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: 
         def istft(spec: torch.Tensor) -> torch.Tensor:
             return torch.istft(spec, **stft)
     momentum = 0.99 / (1 + 0.99)  # torchaudio's default 0.99, in its form
-    angles = torch.rand(magnitude.size(), dtype=torch.complex64, device=mel.device, generator=generator)
-    previous = torch.tensor(0.0, device=mel.device)
+    # The phases as (n_freqs, frames, 2) real pairs: complex abs and division are several times
+    # slower than the same arithmetic on the pairs, and were most of the loop's time.
+    angles = torch.view_as_real(torch.rand(magnitude.size(), dtype=torch.complex64, device=mel.device,
+                                           generator=generator))
+    weights = magnitude.unsqueeze(-1)
+    previous = None
     for _ in range(n_iter):
-        rebuilt = torch.stft(istft(magnitude * angles), center=True, pad_mode="reflect",
+        rebuilt = torch.stft(istft(torch.view_as_complex(angles * weights)), center=True, pad_mode="reflect",
                              normalized=False, onesided=True, return_complex=True, **stft)
-        angles = rebuilt - previous.mul_(momentum)
-        angles = angles.div(angles.abs().add(1e-16))
+        angles = _unit_phasors(rebuilt, previous, momentum)
         previous = rebuilt
-    wav = istft(magnitude * angles)
+    wav = istft(torch.view_as_complex(angles * weights))
     peak = wav.abs().max()
     return wav / peak * 0.95 if peak > 0 else wav
 
