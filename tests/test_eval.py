@@ -205,6 +205,33 @@ def test_whisper_transcribes_a_rendered_sentence_offline(tmp_path, monkeypatch):
     assert normalize_for_wer(recognizer(np.zeros(RATE, np.float32), RATE)) == []
 
 
+def test_whisper_decodes_a_looping_clip_again_with_a_beam():
+    pytest.importorskip("faster_whisper")
+    from types import SimpleNamespace
+
+    from tts.asr import compression_ratio
+
+    loop = "Women in a F" + "-N" * 60
+    sentence = "Women in Afghanistan veil their faces."
+    assert compression_ratio(sentence) < Whisper.loop_ratio < compression_ratio(loop)
+    calls = []
+
+    class Model:  # stands in for faster-whisper's model: a loop greedily, the sentence with a beam
+        def transcribe(self, audio, **options):
+            calls.append(options)
+            text = loop if options["beam_size"] == 1 else sentence
+            return iter([SimpleNamespace(text=" " + text)]), None
+
+    recognizer = load_recognizer("whisper")
+    recognizer._model = Model()
+    assert recognizer(np.zeros(RATE, np.float32), RATE) == sentence
+    assert [(c["beam_size"], c["temperature"]) for c in calls] == [(1, 0.0), (5, 0.0)]
+    calls.clear()
+    loop, sentence = sentence, "unused"  # a clip that decodes cleanly is decoded once
+    assert recognizer(np.zeros(RATE, np.float32), RATE) == "Women in Afghanistan veil their faces."
+    assert len(calls) == 1
+
+
 def test_pocketsphinx_transcribes_a_rendered_sentence(tmp_path):
     pytest.importorskip("pocketsphinx")
     text = "Good morning to you all."
