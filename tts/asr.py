@@ -115,8 +115,8 @@ class Whisper:
     samples), no voice-activity filter (it would cut quiet words out before they are scored), and
     each clip decoded on its own (no previous text as a prompt). A greedy decode that fell into a
     loop ("F-N-N-N-..." for a whole line: text whose gzip compression ratio is above Whisper's own
-    threshold of 2.4) is decoded again with a beam of 5, still at temperature 0: such a loop turned
-    one noisy clip's 13 words into 112 errors, more than the difference being measured.
+    threshold of 2.4) is decoded again with a beam of 5, still at temperature 0: one such loop can
+    outweigh the difference being measured (docs/default_voice.md).
     """
 
     loop_ratio = 2.4  # openai-whisper's and faster-whisper's compression_ratio_threshold

@@ -130,11 +130,12 @@ def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: 
     """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
 
     The mel filterbank is inverted by least squares; the phase comes from Griffin-Lim with
-    momentum 0.99, the same steps as torchaudio's GriffinLim (whose samples this matches to ~1e-5,
-    twice as fast: the inverse STFT below, and the phases normalised on real pairs rather than
-    through complex abs and division). The random initial phase is drawn from ``generator`` (None:
-    torch's global generator, as torchaudio does); an own generator lets two threads run this at
-    once and each still get its seed's samples (the speech server vocodes sentences in parallel).
+    momentum 0.99, the same steps as torchaudio's GriffinLim (whose samples this matches up to
+    rounding, faster: the inverse STFT above, and the phases normalised on real pairs rather than
+    through complex abs and division; docs/synthesis.md). The random initial phase is drawn from
+    ``generator`` (None: torch's global generator, as torchaudio does); an own generator lets two
+    threads run this at once and each still get its seed's samples (the speech server vocodes
+    sentences in parallel).
     """
     mel_module = MelSpectrogram(audio).to(mel.device)
     magnitude = torch.linalg.pinv(mel_module.filterbank) @ mel.float().exp()  # (n_freqs, frames)
