@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import zlib
 from pathlib import Path
 from typing import Optional, Protocol
 
@@ -167,8 +168,6 @@ class Whisper:
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` over bytes of its zlib compression, as Whisper measures repetition: ~1-2 for
     sentences, far above 2.4 for a decoder stuck repeating a token."""
-    import zlib
-
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
