@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tts.audio import AudioError, MelSpectrogram, griffin_lim, load_wav, num_frames, save_wav
+from tts.audio import AudioError, MelSpectrogram, griffin_lim, load_wav, mel_inverse, num_frames, save_wav
 from tts.config import AudioConfig
 
 AUDIO = AudioConfig()
@@ -108,3 +108,6 @@ def test_griffin_lim_matches_torchaudios_samples(audio, frames):
                               hop_length=audio.hop_length, power=1.0)(magnitude)
     ours = griffin_lim(mel, audio, n_iter=8, generator=torch.Generator().manual_seed(11))
     torch.testing.assert_close(ours, reference / reference.abs().max() * 0.95, rtol=0, atol=2e-5)
+    inverse = mel_inverse(audio, mel.device)  # made once by a caller with many sentences: the same samples
+    again = griffin_lim(mel, audio, n_iter=8, generator=torch.Generator().manual_seed(11), inverse=inverse)
+    assert torch.equal(again, ours)

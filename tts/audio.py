@@ -6,7 +6,6 @@ Vocoder training pairs ``F`` frames with ``F * hop_length`` samples, dropping th
 
 from __future__ import annotations
 
-import functools
 import io
 import math
 import os
@@ -126,15 +125,14 @@ def _unit_phasors(rebuilt: torch.Tensor, previous: Optional[torch.Tensor], momen
     return pairs.mul_(torch.addcmul(real * real, imag, imag).add_(1e-32).rsqrt_().unsqueeze(-1))
 
 
-@functools.lru_cache(maxsize=8)
-def _mel_inverse(audio: AudioConfig, device: torch.device) -> torch.Tensor:
-    """The least-squares inverse of the mel filterbank, (n_freqs, n_mels): an SVD, ~3% of a
-    sentence's Griffin-Lim, made once per setting (read-only, shared by the server's threads)."""
+def mel_inverse(audio: AudioConfig, device: torch.device) -> torch.Tensor:
+    """The least-squares inverse of the mel filterbank, (n_freqs, n_mels): an SVD, which a caller
+    vocoding many sentences makes once and passes to griffin_lim (docs/server.md)."""
     return torch.linalg.pinv(MelSpectrogram(audio).filterbank.to(device))
 
 
 def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3, *,
-                generator: Optional[torch.Generator] = None) -> torch.Tensor:
+                generator: Optional[torch.Generator] = None, inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
 
     The mel filterbank is inverted by least squares; the phase comes from Griffin-Lim with
@@ -145,7 +143,9 @@ def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: 
     threads run this at once and each still get its seed's samples (the speech server vocodes
     sentences in parallel).
     """
-    magnitude = _mel_inverse(audio, mel.device) @ mel.float().exp()  # (n_freqs, frames)
+    if inverse is None:
+        inverse = mel_inverse(audio, mel.device)
+    magnitude = inverse @ mel.float().exp()  # (n_freqs, frames)
     magnitude = magnitude.clamp(min=0.0) ** power
     window = torch.hann_window(audio.win_length, device=mel.device)
     stft = dict(n_fft=audio.n_fft, hop_length=audio.hop_length, win_length=audio.win_length, window=window)

@@ -55,6 +55,7 @@ class GriffinLimVocoder:
 
     def __init__(self, audio: AudioConfig, device: torch.device):
         self.audio, self.device = audio, device
+        self._inverse = None  # the filterbank's inverse, made on the first sentence (tts.audio.mel_inverse)
 
     def vocode(self, mels: Sequence[torch.Tensor], *, seed: Optional[int] = None, progress: bool = False,
                on_audio: Optional[OnAudio] = None) -> list[np.ndarray]:
@@ -75,13 +76,15 @@ class GriffinLimVocoder:
         import numpy as np
         import torch
 
-        from tts.audio import griffin_lim, mel_silence
+        from tts.audio import griffin_lim, mel_inverse, mel_silence
 
         frames, hop = mel.shape[1], self.audio.hop_length
         needed = max(frames, self.audio.n_fft // hop + 2)
         padded = torch.nn.functional.pad(mel.float(), (0, needed - frames), value=mel_silence(self.audio))
         generator = torch.Generator(device=self.device).manual_seed(0 if seed is None else seed)
-        wav = griffin_lim(padded, self.audio, generator=generator).cpu().numpy().astype(np.float32)
+        if self._inverse is None:  # two threads may both make it: the same tensor, either kept
+            self._inverse = mel_inverse(self.audio, self.device)
+        wav = griffin_lim(padded, self.audio, generator=generator, inverse=self._inverse).cpu().numpy().astype(np.float32)
         out = np.zeros(frames * hop, dtype=np.float32)
         out[: min(len(wav), len(out))] = wav[: len(out)]
         return out
