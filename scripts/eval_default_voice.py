@@ -20,6 +20,10 @@
   loading, the sampling kernel from its cache) and its real-time factor, with WaveNet and with
   Griffin-Lim; and the recognizer's seconds per clip.
 
+A WaveNet's WER depends on its draws: with --draws N ours with WaveNet is sampled N times (seeds
+0..N-1, the same mels), its figures are the mean over the draws (each draw's WER listed), and the
+WaveNet-minus-Griffin-Lim interval takes each sentence's mean edits.
+
 With --update-card the figures go into the voice's card under "metrics", and the card's
 "default_vocoder" (what `tts synth` uses unless told) becomes Griffin-Lim if the recognizer
 understood it better than WaveNet, else WaveNet. Progress goes to stderr; last line: JSON.
@@ -80,32 +84,36 @@ def cold_synth(voice_dir: Path | None, text: str, vocoder: str) -> dict:
 
 
 def synthesize(voice: Voice, corpus: Path, rows: list[tuple[str, str]], batch: int,
-               sets: tuple[str, ...] = SETS) -> tuple[dict, list[str], float]:
-    """-> ({set name: [(T,) float32 at the voice's rate per row]}, robustness verdicts, wall seconds).
-    Only the sets asked for are made (the teacher's recordings always: MCD is measured against them);
-    without "wavenet" or "griffinlim" the Tacotron is not run and there are no verdicts."""
+               sets: tuple[str, ...] = SETS, draws: int = 1) -> tuple[dict, list[str], float]:
+    """-> ({set name: [draw: [(T,) float32 at the voice's rate per row]]}, robustness verdicts, wall
+    seconds). Every set has one draw but "wavenet" (our mels through the WaveNet), which has
+    ``draws``, sampled with seeds 0, 1, ... from the same mels. Only the sets asked for are made (the
+    teacher's recordings always: MCD is measured against them); without "wavenet" or "griffinlim"
+    the Tacotron is not run and there are no verdicts."""
     hop_seconds = voice.audio.hop_length / voice.sample_rate
     to_mel = MelSpectrogram(voice.audio)
-    audio: dict[str, list[np.ndarray]] = {name: [] for name in SETS if name in sets or name == "teacher"}
+    audio: dict[str, list[list[np.ndarray]]] = {
+        name: [[] for _ in range(draws if name == "wavenet" else 1)]
+        for name in SETS if name in sets or name == "teacher"}
     verdicts = []
     began = time.perf_counter()
     for start in range(0, len(rows), batch):
         group = rows[start:start + batch]
         teacher = [load_wav(corpus / "wavs" / f"{uid}.wav", voice.audio) for uid, _ in group]
-        audio["teacher"] += teacher
+        audio["teacher"][0] += teacher
         if "wavenet" in sets or "griffinlim" in sets:
             results = voice.mels([text for _, text in group], seed=0)
             mels = [r["mel"] for r in results]
             for name in ("wavenet", "griffinlim"):
-                if name in sets:
-                    audio[name] += voice.vocode(mels, vocoder=name, seed=0)
+                for seed, made in enumerate(audio.get(name, [])):
+                    made += voice.vocode(mels, vocoder=name, seed=seed)
             for result, wav in zip(results, teacher):
                 verdicts.append(robustness(result, len(wav) / voice.sample_rate, hop_seconds))
         with torch.no_grad():
             truth = [to_mel(torch.from_numpy(wav)) for wav in teacher]
         for name in ("wavenet", "griffinlim"):
             if f"{name}_copy_synthesis" in sets:
-                audio[f"{name}_copy_synthesis"] += voice.vocode(truth, vocoder=name, seed=0)
+                audio[f"{name}_copy_synthesis"][0] += voice.vocode(truth, vocoder=name, seed=0)
         print(f"[{start + len(group)}/{len(rows)}] synthesized", file=sys.stderr, flush=True)
     return audio, verdicts, time.perf_counter() - began
 
@@ -161,7 +169,13 @@ def main() -> int:
                         help=f"comma-separated sets to make and score (default all: {','.join(SETS)})")
     parser.add_argument("--vocoder-from", type=Path, default=None, metavar="DIR",
                         help="judge the vocoder of this run or voice directory with --voice's Tacotron")
+    parser.add_argument("--draws", type=int, default=1, metavar="N",
+                        help="sample ours with WaveNet N times (seeds 0..N-1, the same mels) and score the mean "
+                             "over draws: one draw's WER moves by several words with the seed, or with the "
+                             "weights' rounding")
     args = parser.parse_args()
+    if args.draws < 1:
+        parser.error(f"--draws must be 1 or more, got {args.draws}")
     sets = tuple(name.strip() for name in args.sets.split(",") if name.strip())
     unknown = sorted(set(sets) - set(SETS))
     if unknown or not sets:
@@ -198,34 +212,47 @@ def main() -> int:
             wavenet.temperature = args.temperature
         if args.unvoiced_temperature is not None:
             wavenet.unvoiced_temperature = args.unvoiced_temperature
-    audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch, sets)
+    audio, verdicts, synth_s = synthesize(voice, args.corpus, rows, args.batch, sets, args.draws)
 
     if args.out is not None:
         from tts.audio import save_wav
 
         args.out.mkdir(parents=True, exist_ok=True)
         for name in sets:
-            for (uid, _), wav in zip(rows, audio.get(name, [])):
-                save_wav(args.out / f"{uid}-{name}.wav", wav, voice.sample_rate)
+            for draw, wavs in enumerate(audio.get(name, [])):
+                suffix = f"-draw{draw}" if draw else ""
+                for (uid, _), wav in zip(rows, wavs):
+                    save_wav(args.out / f"{uid}-{name}{suffix}.wav", wav, voice.sample_rate)
 
     references = [text for _, text in rows]
-    at_16k = {name: [resample_wav(wav, voice.sample_rate, SAMPLE_RATE) for wav in wavs] for name, wavs in audio.items()}
+    at_16k = {name: [[resample_wav(wav, voice.sample_rate, SAMPLE_RATE) for wav in wavs] for wavs in made]
+              for name, made in audio.items()}
+    teacher_16k = at_16k["teacher"][0]
     figures: dict[str, dict] = {}
-    heard: dict[str, list[str]] = {}
-    asr_s = asr_cpu_s = 0.0
+    heard: dict[str, list[list[str]]] = {}  # set -> draw -> one transcript per row
+    asr_s = asr_cpu_s = clips = 0.0
     scored = [name for name in SETS if name in audio]
     for name in scored:
         began, began_cpu = time.perf_counter(), time.process_time()
-        heard[name] = [recognizer(wav, SAMPLE_RATE) for wav in at_16k[name]]
+        heard[name] = [[recognizer(wav, SAMPLE_RATE) for wav in wavs] for wavs in at_16k[name]]
         asr_s += time.perf_counter() - began
         asr_cpu_s += time.process_time() - began_cpu
-        figures[name] = {key: round(value, 4) if isinstance(value, float) else value
-                         for key, value in error_rates(references, heard[name]).items()}
+        clips += len(rows) * len(heard[name])
+        # Over all draws: every draw has the same words, so this is the mean of the draws' rates.
+        figures[name] = {key: round(value, 4) if isinstance(value, float) else value for key, value in
+                         error_rates(references * len(heard[name]), sum(heard[name], [])).items()}
+        figures[name]["words"] = figures[name]["words"] // len(heard[name])
+        figures[name]["chars"] = figures[name]["chars"] // len(heard[name])
+        if len(heard[name]) > 1:
+            figures[name]["draws"] = [round(error_rates(references, draw)["wer"], 4) for draw in heard[name]]
         if name != "teacher":
             figures[name]["mcd_db"] = round(float(np.mean(
-                [mel_cepstral_distortion(wav, ref, SAMPLE_RATE) for wav, ref in zip(at_16k[name], at_16k["teacher"])])), 3)
+                [mel_cepstral_distortion(wav, ref, SAMPLE_RATE)
+                 for wavs in at_16k[name] for wav, ref in zip(wavs, teacher_16k)])), 3)
         mcd = f" MCD {figures[name]['mcd_db']:.2f} dB" if "mcd_db" in figures[name] else ""
-        print(f"{name}: WER {figures[name]['wer']:.3f} CER {figures[name]['cer']:.3f}{mcd}", file=sys.stderr, flush=True)
+        each = f" (draws: {', '.join(f'{wer:.3f}' for wer in figures[name]['draws'])})" if "draws" in figures[name] else ""
+        print(f"{name}: WER {figures[name]['wer']:.3f} CER {figures[name]['cer']:.3f}{mcd}{each}", file=sys.stderr,
+              flush=True)
 
     counts = {kind: verdicts.count(kind) for kind in ("ok", "early", "repeat", "length_bound")}
     teacher_wer = max(figures["teacher"]["wer"], 1e-9)
@@ -242,7 +269,7 @@ def main() -> int:
     if "wavenet" in figures:
         metrics["wavenet_wer_over_teacher"] = round(figures["wavenet"]["wer"] / teacher_wer, 3)
     if "wavenet" in heard and "griffinlim" in heard:  # target 2 of issue 13, with its sampling spread
-        gap = wer_difference(references, heard["wavenet"], heard["griffinlim"])
+        gap = wer_difference(references, list(zip(*heard["wavenet"])), heard["griffinlim"][0])
         metrics["wavenet_minus_griffinlim"] = {"wer": round(gap["difference"], 4),
                                                "ci95": [round(x, 4) for x in gap["ci95"]]}
         print(f"ours: WaveNet - Griffin-Lim WER {gap['difference']:+.3f}, 95% interval "
@@ -254,11 +281,11 @@ def main() -> int:
     if verdicts:
         metrics["robustness"] = counts
     metrics.update({
-        "audio_seconds": round(sum(len(w) for w in audio.get("wavenet", audio["teacher"])) / voice.sample_rate, 1),
+        "audio_seconds": round(sum(len(w) for w in audio.get("wavenet", audio["teacher"])[0]) / voice.sample_rate, 1),
         "batch_synthesis_wall_s": round(synth_s, 1),
         # wall clock, and CPU time, which tells the recognizer's cost on a machine shared with training
-        "asr_seconds_per_clip": round(asr_s / (len(scored) * len(rows)), 3),
-        "asr_cpu_seconds_per_clip": round(asr_cpu_s / (len(scored) * len(rows)), 3),
+        "asr_seconds_per_clip": round(asr_s / clips, 3),
+        "asr_cpu_seconds_per_clip": round(asr_cpu_s / clips, 3),
         "machine": f"CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
     })
     if args.vocoder_from is not None:
@@ -280,7 +307,8 @@ def main() -> int:
         write_card(voice_dir, card)
     if args.out is not None:
         (args.out / "heard.json").write_text(json.dumps(
-            {uid: {"text": text, **{name: heard[name][i] for name in scored}} for i, (uid, text) in enumerate(rows)},
+            {uid: {"text": text, **{name: heard[name][0][i] if len(heard[name]) == 1 else [draw[i] for draw in heard[name]]
+                               for name in scored}} for i, (uid, text) in enumerate(rows)},
             indent=1) + "\n", encoding="utf-8")
     print(json.dumps(metrics))
     return 0

@@ -97,6 +97,21 @@ def test_wer_difference_says_when_two_systems_are_told_apart():
         wer_difference(references[:1], one_miss[:1], clean[:1])
 
 
+def test_wer_difference_over_several_draws_takes_each_sentences_mean():
+    from tts.eval import wer_difference
+
+    references = ["the cat sat on the mat"] * 40
+    clean = list(references)
+    # Two draws of a sampled vocoder: the first misses a word in every sentence, the second none.
+    draws = [("the cat sat on the hat", "the cat sat on the mat")] * 40
+    gap = wer_difference(references, draws, clean)
+    assert gap["difference"] == pytest.approx(1 / 12) and gap["ci95"] == pytest.approx([1 / 12, 1 / 12])
+    # A single draw given as a one-element tuple is the same as the plain string.
+    assert wer_difference(references, [(h,) for h in clean], clean)["difference"] == 0
+    with pytest.raises(ValueError, match="no hypothesis"):
+        wer_difference(references, [()] * 40, clean)
+
+
 def test_mel_cepstral_distortion():
     wav = tone()
     assert mel_cepstral_distortion(wav, wav, RATE) == pytest.approx(0.0, abs=1e-6)

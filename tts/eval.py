@@ -91,13 +91,17 @@ def error_rates(references: list[str], hypotheses: list[str]) -> dict:
     return {"wer": word_edits / words, "cer": char_edits / chars, "words": words, "chars": chars}
 
 
-def wer_difference(references: list[str], first: list[str], second: list[str], *, resamples: int = 2000,
-                   seed: int = 0) -> dict:
+def wer_difference(references: list[str], first: list[str | Sequence[str]], second: list[str | Sequence[str]], *,
+                   resamples: int = 2000, seed: int = 0) -> dict:
     """How much more often the recognizer missed ``first``'s words than ``second``'s, on the same
     sentences: {"difference": WER(first) - WER(second), "ci95": [low, high]}, the interval a paired
     bootstrap over sentences gives (scipy.stats.bootstrap, BCa, else percentile where BCa cannot be
     estimated; ``seed`` fixes its draws). An interval that holds 0 says the two are not told apart by
-    these sentences."""
+    these sentences.
+
+    A sentence's hypothesis may be several (a sampled vocoder's draws with different seeds): its edits
+    are then their mean, so the difference is the expected one over draws, and the bootstrap still
+    resamples sentences."""
     from scipy.stats import bootstrap
 
     if not len(references) == len(first) == len(second) >= 2:
@@ -106,7 +110,7 @@ def wer_difference(references: list[str], first: list[str], second: list[str], *
     counts = []
     for reference, a, b in zip(references, first, second):
         ref = normalize_for_wer(reference)
-        counts.append((_edits(ref, normalize_for_wer(a)), _edits(ref, normalize_for_wer(b)), len(ref)))
+        counts.append((_mean_edits(ref, a), _mean_edits(ref, b), len(ref)))
     edits_a, edits_b, words = (np.asarray(column, dtype=np.float64) for column in zip(*counts))
     if words.sum() == 0:
         raise ValueError("the references have no words to compare against")
@@ -128,6 +132,13 @@ def wer_difference(references: list[str], first: list[str], second: list[str], *
         if math.isfinite(low) and math.isfinite(high):
             break
     return {"difference": observed, "ci95": [float(low), float(high)]}
+
+
+def _mean_edits(reference: list[str], hypotheses: str | Sequence[str]) -> float:
+    draws = [hypotheses] if isinstance(hypotheses, str) else list(hypotheses)
+    if not draws:
+        raise ValueError("a sentence has no hypothesis")
+    return sum(_edits(reference, normalize_for_wer(hypothesis)) for hypothesis in draws) / len(draws)
 
 
 def _cepstra(wav: np.ndarray, sample_rate: int) -> np.ndarray:
