@@ -230,7 +230,8 @@ def main() -> int:
     teacher_16k = at_16k["teacher"][0]
     figures: dict[str, dict] = {}
     heard: dict[str, list[list[str]]] = {}  # set -> draw -> one transcript per row
-    asr_s = asr_cpu_s = clips = 0.0
+    asr_s = asr_cpu_s = 0.0
+    clips = 0
     scored = [name for name in SETS if name in audio]
     for name in scored:
         began, began_cpu = time.perf_counter(), time.process_time()
@@ -238,13 +239,12 @@ def main() -> int:
         asr_s += time.perf_counter() - began
         asr_cpu_s += time.process_time() - began_cpu
         clips += len(rows) * len(heard[name])
-        # Over all draws: every draw has the same words, so this is the mean of the draws' rates.
-        figures[name] = {key: round(value, 4) if isinstance(value, float) else value for key, value in
-                         error_rates(references * len(heard[name]), sum(heard[name], [])).items()}
-        figures[name]["words"] = figures[name]["words"] // len(heard[name])
-        figures[name]["chars"] = figures[name]["chars"] // len(heard[name])
-        if len(heard[name]) > 1:
-            figures[name]["draws"] = [round(error_rates(references, draw)["wer"], 4) for draw in heard[name]]
+        rates = [error_rates(references, draw) for draw in heard[name]]  # every draw has the same words
+        figures[name] = {"wer": round(float(np.mean([r["wer"] for r in rates])), 4),
+                         "cer": round(float(np.mean([r["cer"] for r in rates])), 4),
+                         "words": rates[0]["words"], "chars": rates[0]["chars"]}
+        if len(rates) > 1:
+            figures[name]["draws"] = [round(r["wer"], 4) for r in rates]
         if name != "teacher":
             figures[name]["mcd_db"] = round(float(np.mean(
                 [mel_cepstral_distortion(wav, ref, SAMPLE_RATE)
