@@ -6,8 +6,8 @@ import soundfile as sf
 import torch
 
 from tts.config import AudioConfig, DataConfig
-from tts.data import (BucketBatchSampler, CorpusError, SegmentDataset, TextMelCollate, parse_row, prepare_corpus,
-                      read_metadata, split)
+from tts.data import (BucketBatchSampler, CorpusError, SegmentDataset, TextMelCollate, load_item, parse_row,
+                      prepare_corpus, read_metadata, split)
 from tts.text import SymbolTable
 
 AUDIO = AudioConfig()
@@ -217,6 +217,26 @@ def test_blurred_segments_keep_their_audio_and_smooth_the_mel(corpus, tmp_path):
     assert abs(b["mel"].mean().item() - a["mel"].mean().item()) < 0.5  # blurred, not shifted
     again = [blurred[0]["mel"] for _ in range(3)]
     assert not torch.equal(again[0], again[1]) or not torch.equal(again[1], again[2])
+
+
+def test_gta_share_mixes_aligned_and_true_mels_per_segment(corpus, tmp_path):
+    """vocoder_train.gta_share: each segment draws its mel, the aligned one (ID.npy in mel_dir) about
+    that share of the time and the true one otherwise; the audio is the same segment either way."""
+    items = _prepare(corpus, tmp_path)
+    gta = tmp_path / "gta"
+    gta.mkdir()
+    for item in items:
+        np.save(gta / f"{item.id}.npy", load_item(item)["mel"] + 100.0)  # told apart by their level
+    mixed = SegmentDataset(items, segment_frames=8, audio=AUDIO, seed=5, mel_dir=gta, mel_share=0.5)
+    aligned = SegmentDataset(items, segment_frames=8, audio=AUDIO, seed=5, mel_dir=gta)
+    kinds = [mixed[0]["mel"].mean().item() > 50 for _ in range(40)]
+    assert 8 <= sum(kinds) <= 32
+    assert all(aligned[0]["mel"].mean().item() > 50 for _ in range(5))
+    mixed.random_start = False
+    plain = SegmentDataset(items, segment_frames=8, audio=AUDIO, random_start=False)
+    pairs = [(mixed[0], plain[0]) for _ in range(6)]
+    assert all(torch.equal(a["audio"], b["audio"]) for a, b in pairs)
+    assert all(torch.allclose(a["mel"] - (100.0 if a["mel"].mean() > 50 else 0.0), b["mel"], atol=1e-4) for a, b in pairs)
 
 
 MANIFESTS = __import__("pathlib").Path(__file__).resolve().parent.parent / "data" / "manifests"

@@ -102,7 +102,7 @@ def test_gta_mels_belong_to_the_acoustic_weights(corpus, tmp_path):
         assert _train(run, corpus, "trainer.max_steps=1", "stage=acoustic", f"trainer.seed={seed}",
                       f"data.cache_dir={cache}") == 0
         assert _train(run, corpus, "trainer.max_steps=1", "stage=vocoder", "vocoder_train.gta=true",
-                      f"data.cache_dir={cache}") == 0
+                      f"vocoder_train.gta_share={0.5 if name == 'b' else 1.0}", f"data.cache_dir={cache}") == 0
         card = json.loads((run / "voice.json").read_text())
         assert card["vocoder"]["steps"] == 1
         dirs.append(cache / f"gta-step1-{card['acoustic']['sha256'][:12]}")
@@ -139,6 +139,11 @@ def test_vocoder_may_train_its_conditioning_alone(corpus, tmp_path, capsys):
     assert _train(tuned, corpus, "stage=vocoder", "vocoder_train.mel_blur_frames=-1") == 1
     err = capsys.readouterr().err
     assert "vocoder_train.mel_blur_frames must be between 0 and 10, got -1" in err and len(err.strip().splitlines()) == 1
+    for bad, message in (("vocoder_train.gta_share=0", "vocoder_train.gta_share must be in (0, 1], got 0"),
+                         ("vocoder_train.gta_share=0.5", "it needs vocoder_train.gta=true")):
+        assert _train(tuned, corpus, "stage=vocoder", bad) == 1
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1
 
 
 def test_export_makes_a_voice_from_checkpoints(corpus, tmp_path, capsys):

@@ -172,6 +172,10 @@ class VocoderTrainConfig:
     batch_size: int = "${data.batch_size}"  # type: ignore[assignment]
     segment_frames: int = 32  # mel frames per training segment (x hop_length samples)
     gta: bool = False  # condition on ground-truth-aligned mels from the trained acoustic model
+    # With gta=true: the share of training segments conditioned on the GTA mels, drawn per segment;
+    # the rest keep the true mels, so the vocoder learns the acoustic model's mels while it goes on
+    # seeing the ones it learned waveforms from. Validation uses the GTA mels throughout.
+    gta_share: float = 1.0
     # What learns: "all", or "conditioning": only the mel path (the upsampler and each layer's
     # conditioning projection), the rest frozen; for adapting a trained vocoder to another
     # model's mels (with gta=true) without wearing down what it learned about waveforms.
@@ -273,6 +277,11 @@ class Recipe:
             value = getattr(self.vocoder_train, name)
             if not (math.isfinite(value) and 0 <= value <= 10):
                 raise ConfigError(f"vocoder_train.{name} must be between 0 and 10, got {value}")
+        share = self.vocoder_train.gta_share
+        if not (math.isfinite(share) and 0 < share <= 1):
+            raise ConfigError(f"vocoder_train.gta_share must be in (0, 1], got {share}")
+        if share < 1 and not self.vocoder_train.gta:
+            raise ConfigError("vocoder_train.gta_share mixes ground-truth-aligned mels in: it needs vocoder_train.gta=true")
         if self.vocoder_train.trainable not in VOCODER_TRAINABLE:
             raise ConfigError(f"vocoder_train.trainable must be one of {', '.join(VOCODER_TRAINABLE)}, "
                               f"got {self.vocoder_train.trainable!r}")

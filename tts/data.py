@@ -376,16 +376,17 @@ class SegmentDataset(Dataset):
 
     Returns audio (S * hop,) float32 in [-1, 1] and mel (n_mels, S); utterances shorter than S
     frames are padded with silence. ``mel_dir`` switches the conditioning to ground-truth-aligned
-    mels saved as ``ID.npy`` there. ``blur`` = (frames, bands): each utterance's mel is blurred by
+    mels saved as ``ID.npy`` there; with ``mel_share`` below 1 each segment draws which mel it gets
+    (that share the ones in ``mel_dir``, the rest the true ones). ``blur`` = (frames, bands): each utterance's mel is blurred by
     a Gaussian with sigmas drawn uniformly up to these (vocoder_train.mel_blur_frames/_bands)
     before the segment is cut, so the blur sees the frames around it.
     """
 
     def __init__(self, items: Sequence[Item], *, segment_frames: int, audio: AudioConfig,
-                 mel_dir: Optional[Path] = None, seed: int = 0, random_start: bool = True,
+                 mel_dir: Optional[Path] = None, mel_share: float = 1.0, seed: int = 0, random_start: bool = True,
                  blur: tuple[float, float] = (0.0, 0.0)):
         self.items, self.frames, self.audio, self.mel_dir = list(items), segment_frames, audio, mel_dir
-        self.random_start, self.blur = random_start, blur
+        self.mel_share, self.random_start, self.blur = mel_share, random_start, blur
         self.rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -394,7 +395,8 @@ class SegmentDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
         cached = load_item(item)
-        mel = cached["mel"] if self.mel_dir is None else np.load(self.mel_dir / f"{item.id}.npy", allow_pickle=False)
+        aligned = self.mel_dir is not None and (self.mel_share >= 1 or self.rng.random() < self.mel_share)
+        mel = np.load(self.mel_dir / f"{item.id}.npy", allow_pickle=False) if aligned else cached["mel"]
         hop, frames = self.audio.hop_length, self.frames
         pcm = cached["audio"].astype(np.float32) / 32768.0
         usable = mel.shape[1] - 1  # the last frame has no full hop of samples after it
@@ -427,11 +429,11 @@ class CorpusDataModule(L.LightningDataModule):
 
     def __init__(self, *, data: DataConfig, audio: AudioConfig, symbols: dict, cache_root: Path,
                  stage: str, batch_size: int, segment_frames: int = 32, gta_dir: Optional[Path] = None,
-                 mel_blur: tuple[float, float] = (0.0, 0.0)):
+                 gta_share: float = 1.0, mel_blur: tuple[float, float] = (0.0, 0.0)):
         super().__init__()
         self.data, self.audio, self.symbols, self.cache_root = data, audio, symbols, cache_root
         self.stage, self.batch_size, self.segment_frames, self.gta_dir = stage, batch_size, segment_frames, gta_dir
-        self.mel_blur = mel_blur
+        self.gta_share, self.mel_blur = gta_share, mel_blur
         self.train_items: list[Item] = []
         self.val_items: list[Item] = []
 
@@ -451,7 +453,8 @@ class CorpusDataModule(L.LightningDataModule):
             collate = TextMelCollate(pad_id=self.symbols["pad_id"], audio=self.audio)
             return DataLoader(TextMelDataset(items), batch_sampler=sampler, collate_fn=collate, **common)
         dataset = SegmentDataset(items, segment_frames=self.segment_frames, audio=self.audio, mel_dir=self.gta_dir,
-                                 seed=self.data.seed, random_start=train, blur=self.mel_blur if train else (0.0, 0.0))
+                                 mel_share=self.gta_share if train else 1.0, seed=self.data.seed, random_start=train,
+                                 blur=self.mel_blur if train else (0.0, 0.0))
         # The Trainer runs with use_distributed_sampler=False (it cannot shard BucketBatchSampler), so
         # shard here.
         distributed = torch.distributed.is_available() and torch.distributed.is_initialized()

@@ -295,7 +295,7 @@ def train_vocoder(recipe: Recipe, run_dir: Path, symbols: dict) -> None:
         system.compile_model()
     datamodule = CorpusDataModule(data=recipe.data, audio=recipe.audio, symbols=symbols,
                                   cache_root=_cache_root(recipe, run_dir), stage="vocoder", batch_size=cfg.batch_size,
-                                  segment_frames=cfg.segment_frames, gta_dir=gta_dir,
+                                  segment_frames=cfg.segment_frames, gta_dir=gta_dir, gta_share=cfg.gta_share,
                                   mel_blur=(cfg.mel_blur_frames, cfg.mel_blur_bands))
     trainer = _make_trainer(recipe, stage_dir, max_steps=cfg.max_steps, grad_clip=cfg.grad_clip)
     _fit(trainer, system, datamodule, stage_dir, "vocoder")
