@@ -6,13 +6,14 @@ Vocoder training pairs ``F`` frames with ``F * hop_length`` samples, dropping th
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -80,26 +81,33 @@ class MelSpectrogram(nn.Module):
         return mel.squeeze(0) if squeeze else mel
 
 
-class _CentredISTFT:
-    """``torch.istft(spec, center=True)`` for one signal of ``frames`` frames, its steps spelled out:
-    Griffin-Lim calls it n_iter + 1 times, and torch.istft makes the window envelope anew on every
-    call and overlap-adds through unfold_backward, more than half of its time. Here the
-    envelope is made once and the overlap-add is ``n_fft // hop`` shifted adds, the earliest frame's
-    first as unfold_backward adds them: the same operations in the same order, so the same samples
-    to the bit (tests/test_audio.py). Only for ``n_fft % hop == 0``."""
+class _FrameMajorSTFT:
+    """Griffin-Lim's two transforms for one signal of ``frames`` frames, on spectra laid out
+    frame-major, (frames, n_freqs) contiguous, which is how the FFTs make and take them.
+    torch.stft hands back the transposed view of that, so every elementwise step of the loop on
+    it ran strided, several times slower (docs/synthesis.md).
+
+    ``stft(wav)`` is ``torch.stft(wav, center=True, pad_mode="reflect").T``, its steps spelled out
+    (reflect padding, framing, window, real FFT): the same samples to the bit. ``istft(spec)`` is
+    ``torch.istft(spec.T, center=True)``; when ``n_fft`` is a multiple of the hop it is spelled out
+    too: torch.istft makes the window envelope anew on every call and overlap-adds through
+    unfold_backward, more than half of its time; here the envelope is made once and the overlap-add
+    is ``n_fft // hop`` shifted adds, the earliest frame's first as unfold_backward adds them (the
+    same operations in the same order, so the same samples to the bit; tests/test_audio.py)."""
 
     def __init__(self, audio: AudioConfig, frames: int, device: torch.device):
         n_fft, hop = audio.n_fft, audio.hop_length
-        if n_fft % hop:
-            raise ValueError(f"n_fft ({n_fft}) must be a multiple of hop_length ({hop})")
-        left = (n_fft - audio.win_length) // 2  # torch.istft centres a shorter window in n_fft
-        window = torch.hann_window(audio.win_length, device=device)
-        self.window = nn.functional.pad(window, (left, n_fft - audio.win_length - left))
-        self.n_fft, self.hop, self.frames = n_fft, hop, frames
+        left = (n_fft - audio.win_length) // 2  # torch centres a shorter window in n_fft
+        self.hann = torch.hann_window(audio.win_length, device=device)
+        self.window = nn.functional.pad(self.hann, (left, n_fft - audio.win_length - left))
+        self.audio, self.n_fft, self.hop, self.frames = audio, n_fft, hop, frames
         self.trim = slice(n_fft // 2, n_fft + hop * (frames - 1) - n_fft // 2)
-        self.envelope = self._overlap_add(self.window.pow(2).expand(frames, n_fft))[self.trim]
-        if float(self.envelope.abs().min()) < 1e-11:
-            raise ValueError(f"the window's overlap-add has zeros (n_fft {n_fft}, hop {hop}, win {audio.win_length})")
+        self.envelope = None
+        if n_fft % hop == 0:
+            self.envelope = self._overlap_add(self.window.pow(2).expand(frames, n_fft))[self.trim]
+            if float(self.envelope.abs().min()) < 1e-11:
+                raise ValueError(f"the window's overlap-add has zeros (n_fft {n_fft}, hop {hop}, "
+                                 f"win {audio.win_length})")
 
     def _overlap_add(self, pieces: torch.Tensor) -> torch.Tensor:
         """(frames, n_fft) -> (n_fft + hop * (frames - 1),): piece f added at f * hop."""
@@ -110,19 +118,31 @@ class _CentredISTFT:
             out[k:k + self.frames] += shifted[:, k]
         return out.reshape(-1)
 
-    def __call__(self, spec: torch.Tensor) -> torch.Tensor:
-        """(n_freqs, frames) complex -> (hop * (frames - 1),)."""
-        pieces = torch.fft.irfft(spec.T, self.n_fft, -1) * self.window
+    def istft(self, spec: torch.Tensor) -> torch.Tensor:
+        """(frames, n_freqs) complex -> (hop * (frames - 1),)."""
+        if self.envelope is None:
+            return torch.istft(spec.T, n_fft=self.n_fft, hop_length=self.hop, win_length=self.audio.win_length,
+                               window=self.hann)
+        pieces = torch.fft.irfft(spec, self.n_fft, -1) * self.window
         return self._overlap_add(pieces)[self.trim] / self.envelope
 
+    def stft(self, wav: torch.Tensor) -> torch.Tensor:
+        """(samples,) -> (frames, n_freqs) complex, contiguous."""
+        half = self.n_fft // 2
+        padded = nn.functional.pad(wav[None, None], (half, half), mode="reflect")[0, 0]
+        return torch.fft.rfft(padded.unfold(0, self.n_fft, self.hop) * self.window, dim=-1)
 
-def _unit_phasors(rebuilt: torch.Tensor, previous: Optional[torch.Tensor], momentum: float) -> torch.Tensor:
-    """Griffin-Lim's phase update: (rebuilt - momentum * previous) / |...| as real pairs (..., 2),
-    for complex ``rebuilt`` and ``previous`` (None on the first step)."""
-    pairs = torch.view_as_real(rebuilt)
-    pairs = pairs.clone() if previous is None else torch.view_as_real(previous).mul(-momentum).add_(pairs)
-    real, imag = pairs.unbind(-1)
-    return pairs.mul_(torch.addcmul(real * real, imag, imag).add_(1e-32).rsqrt_().unsqueeze(-1))
+
+def _phase_step(rebuilt: torch.Tensor, previous: Optional[torch.Tensor], momentum: float,
+                magnitude: torch.Tensor) -> torch.Tensor:
+    """One Griffin-Lim phase update, as real pairs (..., 2): the unit phasors of
+    ``rebuilt - momentum * previous`` (``previous`` None on the first step) times ``magnitude``
+    (...), for real-pair ``rebuilt`` and ``previous``. Complex abs and division are several times
+    slower than the same arithmetic on the pairs."""
+    pairs = rebuilt.clone() if previous is None else previous.mul(-momentum).add_(rebuilt)
+    squares = pairs * pairs
+    scale = torch.add(squares[..., 0], squares[..., 1]).add_(1e-32).rsqrt_().mul_(magnitude)
+    return pairs.mul_(scale.unsqueeze(-1))
 
 
 def mel_inverse(audio: AudioConfig, device: torch.device) -> torch.Tensor:
@@ -131,42 +151,55 @@ def mel_inverse(audio: AudioConfig, device: torch.device) -> torch.Tensor:
     return torch.linalg.pinv(MelSpectrogram(audio).filterbank.to(device))
 
 
+@contextlib.contextmanager
+def _subnormals_flushed() -> Iterator[None]:
+    """Flush subnormal floats to zero in this thread (the CPU's FTZ/DAZ bits) for the block, then
+    put the setting back as it was. Griffin-Lim's quiet bins fall into subnormals, which the CPU
+    works through many times slower: with them flushed a sentence vocodes about a fifth faster, to
+    the same samples (docs/synthesis.md)."""
+    was_on = bool(torch.tensor(1e-39) * 2.0 == 0)  # a subnormal survives doubling only when not flushed
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(was_on)
+
+
 def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3, *,
                 generator: Optional[torch.Generator] = None, inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
 
     The mel filterbank is inverted by least squares; the phase comes from Griffin-Lim with
     momentum 0.99, the same steps as torchaudio's GriffinLim (whose samples this matches up to
-    rounding, faster: the inverse STFT above, and the phases normalised on real pairs rather than
-    through complex abs and division; docs/synthesis.md). The random initial phase is drawn from
+    rounding, faster: the spectra frame-major and contiguous, the inverse STFT spelled out, and the
+    phases normalised on real pairs; docs/synthesis.md). The random initial phase is drawn from
     ``generator`` (None: torch's global generator, as torchaudio does); an own generator lets two
     threads run this at once and each still get its seed's samples (the speech server vocodes
     sentences in parallel).
     """
     if inverse is None:
         inverse = mel_inverse(audio, mel.device)
+    with _subnormals_flushed():
+        return _griffin_lim(mel, audio, n_iter, power, generator, inverse)
+
+
+def _griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int, power: float,
+                 generator: Optional[torch.Generator], inverse: torch.Tensor) -> torch.Tensor:
     magnitude = inverse @ mel.float().exp()  # (n_freqs, frames)
     magnitude = magnitude.clamp(min=0.0) ** power
-    window = torch.hann_window(audio.win_length, device=mel.device)
-    stft = dict(n_fft=audio.n_fft, hop_length=audio.hop_length, win_length=audio.win_length, window=window)
-    if audio.n_fft % audio.hop_length == 0:
-        istft = _CentredISTFT(audio, magnitude.shape[1], mel.device)
-    else:
-        def istft(spec: torch.Tensor) -> torch.Tensor:
-            return torch.istft(spec, **stft)
+    transforms = _FrameMajorSTFT(audio, magnitude.shape[1], mel.device)
     momentum = 0.99 / (1 + 0.99)  # torchaudio's default 0.99, in its form
-    # The phases as (n_freqs, frames, 2) real pairs: complex abs and division are several times
-    # slower than the same arithmetic on the pairs, and were most of the loop's time.
-    angles = torch.view_as_real(torch.rand(magnitude.size(), dtype=torch.complex64, device=mel.device,
-                                           generator=generator))
-    weights = magnitude.unsqueeze(-1)
+    # torchaudio's initial phases (uniform real and imaginary parts, not unit phasors), drawn as
+    # (n_freqs, frames) as it draws them; from here on everything is frame-major and contiguous.
+    angles = torch.rand(magnitude.size(), dtype=torch.complex64, device=mel.device, generator=generator)
+    magnitude = magnitude.T.contiguous()
+    spectrum = torch.view_as_real(angles.T.contiguous()) * magnitude.unsqueeze(-1)
     previous = None
     for _ in range(n_iter):
-        rebuilt = torch.stft(istft(torch.view_as_complex(angles * weights)), center=True, pad_mode="reflect",
-                             normalized=False, onesided=True, return_complex=True, **stft)
-        angles = _unit_phasors(rebuilt, previous, momentum)
+        rebuilt = torch.view_as_real(transforms.stft(transforms.istft(torch.view_as_complex(spectrum))))
+        spectrum = _phase_step(rebuilt, previous, momentum, magnitude)
         previous = rebuilt
-    wav = istft(torch.view_as_complex(angles * weights))
+    wav = transforms.istft(torch.view_as_complex(spectrum))
     peak = wav.abs().max()
     return wav / peak * 0.95 if peak > 0 else wav
 
