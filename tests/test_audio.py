@@ -91,28 +91,26 @@ def test_griffin_lim_gives_audio_of_the_right_length():
     assert wav.abs().max() <= 1.0 and torch.isfinite(wav).all()
 
 
-def test_griffin_lim_flushes_subnormals_and_puts_the_setting_back():
-    """Quiet bins fall into subnormal floats: griffin_lim flushes them (a fifth faster) without
-    changing the samples, and leaves the thread's setting as it found it, on or off."""
-    from tts.audio import _griffin_lim
+@pytest.mark.parametrize("audio", [
+    AUDIO,
+    AudioConfig(sample_rate=8000, n_fft=256, hop_length=64, win_length=200, n_mels=20, f_max=4000.0),
+    AudioConfig(sample_rate=8000, n_fft=256, hop_length=80, win_length=256, n_mels=20, f_max=4000.0),  # torch.istft
+])
+def test_griffin_lims_transforms_are_torchs_frame_major(audio):
+    """The spelled-out STFT is torch.stft's, transposed, to the bit; the inverse is torch.istft's."""
+    from tts.audio import _FrameMajorSTFT
 
-    def flushing() -> bool:
-        return bool(torch.tensor(1e-39) * 2.0 == 0)
-
-    mel = torch.full((AUDIO.n_mels, 30), -11.5)  # a pause at the log floor, and a louder stretch
-    mel[:, 10:20] = torch.randn(AUDIO.n_mels, 10, generator=torch.Generator().manual_seed(0)) - 3
-    inverse = mel_inverse(AUDIO, mel.device)
-    plain = _griffin_lim(mel, AUDIO, 8, 1.3, torch.Generator().manual_seed(4), inverse)
-    assert not flushing()
-    flushed = griffin_lim(mel, AUDIO, n_iter=8, generator=torch.Generator().manual_seed(4), inverse=inverse)
-    assert not flushing()
-    torch.testing.assert_close(flushed, plain, rtol=0, atol=1e-6)
-    try:
-        torch.set_flush_denormal(True)
-        griffin_lim(mel, AUDIO, n_iter=2, inverse=inverse)
-        assert flushing()
-    finally:
-        torch.set_flush_denormal(False)
+    frames = 21
+    transforms = _FrameMajorSTFT(audio, frames, torch.device("cpu"))
+    wav = torch.randn(audio.hop_length * (frames - 1), generator=torch.Generator().manual_seed(2))
+    window = torch.hann_window(audio.win_length)
+    ours = transforms.stft(wav)
+    theirs = torch.stft(wav, audio.n_fft, audio.hop_length, audio.win_length, window, center=True,
+                        pad_mode="reflect", return_complex=True)
+    assert ours.is_contiguous() and ours.shape == (frames, audio.n_fft // 2 + 1)
+    assert torch.equal(ours, theirs.T)
+    back = torch.istft(theirs, audio.n_fft, audio.hop_length, audio.win_length, window)
+    torch.testing.assert_close(transforms.istft(ours), back, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("audio, frames", [

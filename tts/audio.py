@@ -6,14 +6,13 @@ Vocoder training pairs ``F`` frames with ``F * hop_length`` samples, dropping th
 
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Iterator, Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import torch
@@ -151,20 +150,6 @@ def mel_inverse(audio: AudioConfig, device: torch.device) -> torch.Tensor:
     return torch.linalg.pinv(MelSpectrogram(audio).filterbank.to(device))
 
 
-@contextlib.contextmanager
-def _subnormals_flushed() -> Iterator[None]:
-    """Flush subnormal floats to zero in this thread (the CPU's FTZ/DAZ bits) for the block, then
-    put the setting back as it was. Griffin-Lim's quiet bins fall into subnormals, which the CPU
-    works through many times slower: with them flushed a sentence vocodes about a fifth faster, to
-    the same samples (docs/synthesis.md)."""
-    was_on = bool(torch.tensor(1e-39) * 2.0 == 0)  # a subnormal survives doubling only when not flushed
-    torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_flush_denormal(was_on)
-
-
 def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: float = 1.3, *,
                 generator: Optional[torch.Generator] = None, inverse: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Log mel (n_mels, frames) -> waveform (samples,), for listening before a vocoder exists.
@@ -179,12 +164,6 @@ def griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int = 32, power: 
     """
     if inverse is None:
         inverse = mel_inverse(audio, mel.device)
-    with _subnormals_flushed():
-        return _griffin_lim(mel, audio, n_iter, power, generator, inverse)
-
-
-def _griffin_lim(mel: torch.Tensor, audio: AudioConfig, n_iter: int, power: float,
-                 generator: Optional[torch.Generator], inverse: torch.Tensor) -> torch.Tensor:
     magnitude = inverse @ mel.float().exp()  # (n_freqs, frames)
     magnitude = magnitude.clamp(min=0.0) ** power
     transforms = _FrameMajorSTFT(audio, magnitude.shape[1], mel.device)
