@@ -194,6 +194,15 @@ def test_init_from_a_voice_carries_weights_and_steps_on(corpus, tmp_path, capsys
     capsys.readouterr()
     assert _train(tmp_path / "third", corpus, "trainer.max_steps=1", f"init_from={first}", "acoustic.decoder_dim=48") == 1
     assert "acoustic.decoder_dim: 64 in the voice, 48 in the recipe" in capsys.readouterr().err
+    # Fields that act only in training may differ from the voice's (here, then on resume); the card
+    # records what the run trained with.
+    noisy = tmp_path / "noisy"
+    assert _train(noisy, corpus, "trainer.max_steps=3", "stage=vocoder", f"init_from={first}",
+                  "vocoder.noise_injection=2.0", "vocoder.dropout=0.1") == 0
+    assert json.loads((noisy / "voice.json").read_text())["vocoder"]["config"]["noise_injection"] == 2.0
+    assert _train(noisy, corpus, "trainer.max_steps=4", "stage=vocoder", "vocoder.noise_injection=1.0") == 0
+    assert _train(noisy, corpus, "trainer.max_steps=5", "stage=vocoder", "vocoder.residual_channels=4") == 1
+    assert "vocoder.residual_channels" in capsys.readouterr().err
 
 
 def _cli(*args, timeout=600):

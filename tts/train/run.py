@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 # Sections whose change makes old checkpoints meaningless.
 MODEL_SECTIONS = ("audio", "acoustic", "vocoder")
+# Model fields that act only while training: a run may change them on resume, and a run started
+# from a voice (init_from) may set them otherwise than the voice was trained with, e.g. to go on
+# with noise injection; every other model field must stay as the weights were trained.
+TRAINING_ONLY = frozenset({"acoustic.dropout", "acoustic.decoder_dropout", "vocoder.dropout", "vocoder.noise_injection"})
 
 
 class SaveOnInterrupt(Callback):
@@ -116,7 +120,7 @@ def _check_compatible(run_dir: Path, recipe: Recipe) -> None:
             old = saved.get(section, {}).get(key)
             if isinstance(value, tuple):
                 value = list(value)
-            if old != value:
+            if old != value and f"{section}.{key}" not in TRAINING_ONLY:
                 changed.append(f"{section}.{key}: {old} -> {value}")
     if changed:
         raise ConfigError(f"{run_dir} was trained with other settings ({'; '.join(changed)}); "
@@ -320,8 +324,13 @@ def _start_from_voice(recipe: Recipe, stage_dir: Path, part: str, system: L.Ligh
     # fields added since the voice was trained took their defaults in the card view
     theirs = {"audio": dataclasses.asdict(theirs_part.audio), part: dataclasses.asdict(theirs_part.config)}
     ours = {"audio": dataclasses.asdict(recipe.audio), part: dataclasses.asdict(config)}
-    changed = [f"{section}.{key}: {theirs[section][key]!r} in the voice, {value!r} in the recipe"
-               for section, values in ours.items() for key, value in values.items() if theirs[section][key] != value]
+    differ = [(f"{section}.{key}", theirs[section][key], value)
+              for section, values in ours.items() for key, value in values.items() if theirs[section][key] != value]
+    changed = [f"{name}: {old!r} in the voice, {value!r} in the recipe" for name, old, value in differ
+               if name not in TRAINING_ONLY]
+    for name, old, value in differ:
+        if name in TRAINING_ONLY:
+            log.info("%s: %r in the voice, %r from here on (training only)", name, old, value)
     if changed:
         raise ConfigError(f"init_from={voice_dir}: its {part} model was trained with other settings "
                           f"({'; '.join(changed)}); use the voice's settings")
