@@ -281,7 +281,8 @@ class Recipe:
         if not (math.isfinite(share) and 0 < share <= 1):
             raise ConfigError(f"vocoder_train.gta_share must be in (0, 1], got {share}")
         if share < 1 and not self.vocoder_train.gta:
-            raise ConfigError("vocoder_train.gta_share mixes ground-truth-aligned mels in: it needs vocoder_train.gta=true")
+            raise ConfigError("vocoder_train.gta_share mixes ground-truth-aligned mels in: "
+                              "it needs vocoder_train.gta=true")
         if self.vocoder_train.trainable not in VOCODER_TRAINABLE:
             raise ConfigError(f"vocoder_train.trainable must be one of {', '.join(VOCODER_TRAINABLE)}, "
                               f"got {self.vocoder_train.trainable!r}")

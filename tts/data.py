@@ -376,10 +376,11 @@ class SegmentDataset(Dataset):
 
     Returns audio (S * hop,) float32 in [-1, 1] and mel (n_mels, S); utterances shorter than S
     frames are padded with silence. ``mel_dir`` switches the conditioning to ground-truth-aligned
-    mels saved as ``ID.npy`` there; with ``mel_share`` below 1 each segment draws which mel it gets
-    (that share the ones in ``mel_dir``, the rest the true ones). ``blur`` = (frames, bands): each utterance's mel is blurred by
-    a Gaussian with sigmas drawn uniformly up to these (vocoder_train.mel_blur_frames/_bands)
-    before the segment is cut, so the blur sees the frames around it.
+    mels saved as ``ID.npy`` there; with ``mel_share`` below 1 each segment draws which mel it
+    gets (that share the ones in ``mel_dir``, the rest the true ones). ``blur`` = (frames, bands):
+    each utterance's mel is blurred by a Gaussian with sigmas drawn uniformly up to these
+    (vocoder_train.mel_blur_frames/_bands) before the segment is cut, so the blur sees the frames
+    around it.
     """
 
     def __init__(self, items: Sequence[Item], *, segment_frames: int, audio: AudioConfig,
@@ -395,6 +396,7 @@ class SegmentDataset(Dataset):
     def __getitem__(self, index: int) -> dict:
         item = self.items[index]
         cached = load_item(item)
+        # No draw at a share of 1: the segment starts and blurs of a plain GTA run stay as they were.
         aligned = self.mel_dir is not None and (self.mel_share >= 1 or self.rng.random() < self.mel_share)
         mel = np.load(self.mel_dir / f"{item.id}.npy", allow_pickle=False) if aligned else cached["mel"]
         hop, frames = self.audio.hop_length, self.frames

@@ -40,7 +40,8 @@ MODEL_SECTIONS = ("audio", "acoustic", "vocoder")
 # Model fields that act only while training: a run may change them on resume, and a run started
 # from a voice (init_from) may set them otherwise than the voice was trained with, e.g. to go on
 # with noise injection; every other model field must stay as the weights were trained.
-TRAINING_ONLY = frozenset({"acoustic.dropout", "acoustic.decoder_dropout", "vocoder.dropout", "vocoder.noise_injection"})
+TRAINING_ONLY = frozenset({"acoustic.dropout", "acoustic.decoder_dropout",
+                           "vocoder.dropout", "vocoder.noise_injection"})
 
 
 class SaveOnInterrupt(Callback):
@@ -326,11 +327,12 @@ def _start_from_voice(recipe: Recipe, stage_dir: Path, part: str, system: L.Ligh
     ours = {"audio": dataclasses.asdict(recipe.audio), part: dataclasses.asdict(config)}
     differ = [(f"{section}.{key}", theirs[section][key], value)
               for section, values in ours.items() for key, value in values.items() if theirs[section][key] != value]
-    changed = [f"{name}: {old!r} in the voice, {value!r} in the recipe" for name, old, value in differ
-               if name not in TRAINING_ONLY]
+    changed = []
     for name, old, value in differ:
         if name in TRAINING_ONLY:
             log.info("%s: %r in the voice, %r from here on (training only)", name, old, value)
+        else:
+            changed.append(f"{name}: {old!r} in the voice, {value!r} in the recipe")
     if changed:
         raise ConfigError(f"init_from={voice_dir}: its {part} model was trained with other settings "
                           f"({'; '.join(changed)}); use the voice's settings")
