@@ -20,9 +20,9 @@
   loading, the sampling kernel from its cache) and its real-time factor, with WaveNet and with
   Griffin-Lim; and the recognizer's seconds per clip.
 
-A WaveNet's WER depends on its draws: with --draws N ours with WaveNet is sampled N times (seeds
-0..N-1, the same mels), its figures are the mean over the draws (each draw's WER listed), and the
-WaveNet-minus-Griffin-Lim interval takes each sentence's mean edits.
+A WaveNet's WER depends on its draws: with --draws N both WaveNet sets (ours and copy synthesis) are
+sampled N times (seeds 0..N-1, the same mels), their figures are the mean over the draws (each draw's
+WER listed), and the WaveNet-minus-Griffin-Lim interval takes each sentence's mean edits.
 
 With --update-card the figures go into the voice's card under "metrics", and the card's
 "default_vocoder" (what `tts synth` uses unless told) becomes Griffin-Lim if the recognizer
@@ -86,14 +86,14 @@ def cold_synth(voice_dir: Path | None, text: str, vocoder: str) -> dict:
 def synthesize(voice: Voice, corpus: Path, rows: list[tuple[str, str]], batch: int,
                sets: tuple[str, ...] = SETS, draws: int = 1) -> tuple[dict, list[str], float]:
     """-> ({set name: [draw: [(T,) float32 at the voice's rate per row]]}, robustness verdicts, wall
-    seconds). Every set has one draw but "wavenet" (our mels through the WaveNet), which has
-    ``draws``, sampled with seeds 0, 1, ... from the same mels. Only the sets asked for are made (the
-    teacher's recordings always: MCD is measured against them); without "wavenet" or "griffinlim"
-    the Tacotron is not run and there are no verdicts."""
+    seconds). The WaveNet's sets ("wavenet", our mels, and "wavenet_copy_synthesis", the teacher's)
+    have ``draws`` each, sampled with seeds 0, 1, ... from the same mels; the others one. Only the
+    sets asked for are made (the teacher's recordings always: MCD is measured against them); without
+    "wavenet" or "griffinlim" the Tacotron is not run and there are no verdicts."""
     hop_seconds = voice.audio.hop_length / voice.sample_rate
     to_mel = MelSpectrogram(voice.audio)
     audio: dict[str, list[list[np.ndarray]]] = {
-        name: [[] for _ in range(draws if name == "wavenet" else 1)]
+        name: [[] for _ in range(draws if name.startswith("wavenet") else 1)]
         for name in SETS if name in sets or name == "teacher"}
     verdicts = []
     began = time.perf_counter()
@@ -112,8 +112,8 @@ def synthesize(voice: Voice, corpus: Path, rows: list[tuple[str, str]], batch: i
         with torch.no_grad():
             truth = [to_mel(torch.from_numpy(wav)) for wav in teacher]
         for name in ("wavenet", "griffinlim"):
-            if f"{name}_copy_synthesis" in sets:
-                audio[f"{name}_copy_synthesis"][0] += voice.vocode(truth, vocoder=name, seed=0)
+            for seed, made in enumerate(audio.get(f"{name}_copy_synthesis", [])):
+                made += voice.vocode(truth, vocoder=name, seed=seed)
         print(f"[{start + len(group)}/{len(rows)}] synthesized", file=sys.stderr, flush=True)
     return audio, verdicts, time.perf_counter() - began
 
@@ -170,7 +170,7 @@ def main() -> int:
     parser.add_argument("--vocoder-from", type=Path, default=None, metavar="DIR",
                         help="judge the vocoder of this run or voice directory with --voice's Tacotron")
     parser.add_argument("--draws", type=int, default=1, metavar="N",
-                        help="sample ours with WaveNet N times (seeds 0..N-1, the same mels) and score the mean "
+                        help="sample both WaveNet sets N times (seeds 0..N-1, the same mels) and score the mean "
                              "over draws: one draw's WER moves by several words with the seed, or with the "
                              "weights' rounding")
     args = parser.parse_args()
