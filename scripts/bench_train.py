@@ -117,11 +117,13 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=450, help="acoustic: mel frames in the longest sentence")
     parser.add_argument("--variants", nargs="+", default=[f"{p}{'+compile' if c else ''}" for p, c in VARIANTS],
                         help="subset of: fp32 bf16 fp32+compile bf16+compile (fp32 first: it is the baseline)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="recipe overrides, as tts train takes them (e.g. vocoder.residual_channels=64)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    recipe = load_recipe(args.recipe, [] if device.type == "cpu" else ["trainer.accelerator=gpu"])
+    recipe = load_recipe(args.recipe, list(args.overrides) + ([] if device.type == "cpu" else ["trainer.accelerator=gpu"]))
     steps = args.steps or (10 if args.stage == "vocoder" else 4)
     case = acoustic_case if args.stage == "acoustic" else vocoder_case
 
@@ -153,7 +155,8 @@ def main() -> None:
                            "first_steps_s": round(v.first_steps_s, 1), "last_loss": round(v.losses[-1], 4)}
         print(f"{v.name:14s} {median:8.3f} s/step  {rate:10.0f} {v.unit_name.replace('_per_s', '/s')}  "
               f"x{base / median:5.2f}  (loss {v.losses[-1]:.3f})")
-    print(json.dumps({"stage": args.stage, "device": args.device, "recipe": recipe.name, "shape": variants[0].shape,
+    print(json.dumps({"stage": args.stage, "device": args.device, "recipe": recipe.name, "overrides": args.overrides,
+                      "shape": variants[0].shape,
                       "machine": machine, "steps": steps, "variants": results}))
 
 
