@@ -130,6 +130,9 @@ class TacotronSystem(SystemState, L.LightningModule):
         """torch.compile the decoder step, where the time goes: the teacher-forced decoder is a
         Python loop of T / r steps, which compiles as one small graph (dynamic in batch and text
         length) instead of an unrolled loop; the encoder and postnet run once per batch."""
+        from tts.train import inductor_fix
+
+        inductor_fix.apply()
         self.model.decoder.step = torch.compile(self.model.decoder.step, dynamic=True)
 
     def guided_attention_weight(self, step: int) -> float:

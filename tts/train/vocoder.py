@@ -61,8 +61,10 @@ class WaveNetSystem(SystemState, L.LightningModule):
         """torch.compile the training loss: the whole teacher-forced network and its likelihood
         fuse into one graph (the segments have one fixed shape, so it compiles once)."""
         from tts.models.lpc import keep_out_of_compiled_graphs
+        from tts.train import inductor_fix
 
         keep_out_of_compiled_graphs()
+        inductor_fix.apply()
         self._loss = torch.compile(self.batch_loss)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
