@@ -26,7 +26,11 @@ def test_a_reduction_stored_to_several_bf16_outputs_compiles_and_matches_eager()
 
     expected = grads(step)
     inductor_fix.apply()
-    inductor_fix.apply()  # idempotent
+    from torch._inductor.codegen.cpp import CppVecKernel
+
+    patched = CppVecKernel.store_reduction
+    inductor_fix.apply()  # idempotent: the patch is not wrapped twice
+    assert CppVecKernel.store_reduction is patched and patched.scoped_by_tts
     torch._dynamo.reset()
     try:
         got = grads(torch.compile(step))

@@ -12,21 +12,14 @@ against (the method is looked up by name and kept if absent).
 
 from __future__ import annotations
 
-_applied = False
-
-
 def apply() -> None:
     """Patch inductor's vectorised C++ kernel once per process (idempotent)."""
-    global _applied
-    if _applied:
-        return
-    _applied = True
     try:
         from torch._inductor.codegen.cpp import CppVecKernel
     except ImportError:  # an inductor without this kernel class: nothing to patch
         return
     original = getattr(CppVecKernel, "store_reduction", None)
-    if original is None:
+    if original is None or getattr(original, "scoped_by_tts", False):
         return
 
     def store_reduction(self, name, index, value):
@@ -39,4 +32,5 @@ def apply() -> None:
             lines.insert(start, "{")
             lines.append("}")
 
+    store_reduction.scoped_by_tts = True
     CppVecKernel.store_reduction = store_reduction
