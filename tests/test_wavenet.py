@@ -2,6 +2,7 @@
 generation contracts, and a tiny model overfitting a periodic wave through the Lightning system."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -343,3 +344,22 @@ def test_fast_sampler_leaves_torch_thread_count_alone(batch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_fresh_process_keeps_one_torch_thread_after_the_fast_sampler():
+    # The first Numba call of a process starts its pool (and resets OpenMP's thread count): in a
+    # training process that is the first validation, after which torch ran every step on two threads.
+    import subprocess
+    import sys
+
+    code = """
+import torch
+from tts.config import WaveNetConfig
+from tts.models.wavenet import WaveNet
+config = WaveNetConfig(layers=4, stacks=1, residual_channels=8, gate_channels=16, skip_channels=8, upsample_scales=(2, 4))
+WaveNet(config, n_mels=6, hop_length=8).eval().generate(torch.randn(2, 6, 5), seed=0, backend="fast")
+print(torch.get_num_threads())
+"""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.split()[-1] == "1"

@@ -333,7 +333,8 @@ class FastSampler(Sampler):
         self.order = np.argsort(-self.lengths.numpy(), kind="stable")
         self.inverse = np.argsort(self.order)
         self.ends = np.ascontiguousarray(self.lengths.numpy()[self.order] * self.hop, dtype=np.int64)
-        n_groups = max(1, min(self.B, threads or numba.get_num_threads()))
+        with _kernel_threads():  # numba.get_num_threads() starts Numba's pool on the first call
+            n_groups = max(1, min(self.B, threads or numba.get_num_threads()))
         self.groups = np.linspace(0, self.B, n_groups + 1).round().astype(np.int64)
         rows = torch.from_numpy(self.order)
         self.padded = self.padded.cpu()[rows]
@@ -367,7 +368,7 @@ class FastSampler(Sampler):
         self.q_off = np.concatenate([[0], np.cumsum(self.q_len)[:-1]]).astype(np.int64)
 
     def run(self, progress: bool = False, on_chunk=None) -> torch.Tensor:
-        with _kernel_threads():  # from the first Numba call, which starts its thread pool
+        with _kernel_threads():
             return super().run(progress, on_chunk)
 
     def begin(self) -> None:
