@@ -66,3 +66,18 @@ def tiny_voice(tmp_path_factory) -> Path:
     from tts.voice import write_untrained_voice
 
     return write_untrained_voice(tmp_path_factory.mktemp("voice") / "tiny", load_recipe("tiny", TINY_VOICE_SETTINGS))
+
+
+def random_wavenet(config, *, n_mels: int, hop_length: int, audio=None, seed: int = 0):
+    """A WaveNet in eval mode whose random weights are jostled (+0.2 sd) so that every path reaches
+    the output: for tests that compare two ways of computing the same thing."""
+    import torch
+
+    from tts.models.wavenet import WaveNet
+
+    torch.manual_seed(seed)
+    model = WaveNet(config, n_mels=n_mels, hop_length=hop_length, audio=audio).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.2)
+    return model

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from tests.conftest import random_wavenet
 from tts.audio import MelSpectrogram
 from tts.config import AudioConfig, ConfigError, WaveNetConfig
 from tts.models.lpc import LPCAnalysis, deemphasis, preemphasis
@@ -86,12 +87,7 @@ def test_preemphasis_and_deemphasis_invert_each_other():
 def tiny_lpc(output, seed=0):
     config = WaveNetConfig(layers=8, stacks=2, kernel_size=2, residual_channels=8, gate_channels=16, skip_channels=8,
                            upsample_scales=(2, 4), output=output, mixtures=3, excitation="lpc", lpc_order=4)
-    torch.manual_seed(seed)
-    model = WaveNet(config, n_mels=6, hop_length=8, audio=SMALL_AUDIO).eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return model
+    return random_wavenet(config, n_mels=6, hop_length=8, audio=SMALL_AUDIO, seed=seed)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from tests.conftest import random_wavenet
 from tts.config import AudioConfig, WaveNetConfig
 from tts.models.wavenet import WaveNet
 from tts.models.widen import widen
@@ -17,12 +18,7 @@ def model(output="mulaw", excitation="lpc", seed=0, **widths) -> WaveNet:
     sizes = {"residual_channels": 8, "gate_channels": 16, "skip_channels": 8, **widths}
     config = WaveNetConfig(layers=6, stacks=2, kernel_size=2, upsample_scales=(2, 4), output=output, mixtures=3,
                            excitation=excitation, lpc_order=4, **sizes)
-    torch.manual_seed(seed)
-    net = WaveNet(config, n_mels=6, hop_length=8, audio=AUDIO).eval()
-    with torch.no_grad():  # weights large enough that every path reaches the output
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.2)
-    return net
+    return random_wavenet(config, n_mels=6, hop_length=8, audio=AUDIO, seed=seed)
 
 
 @pytest.fixture
