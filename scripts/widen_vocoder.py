@@ -19,7 +19,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import torch
 
 from tts.card import load_card
 from tts.errors import TTSError
