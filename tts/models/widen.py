@@ -61,10 +61,8 @@ def _axes(name: str, model: WaveNet) -> tuple[str | None, str | None, int]:
     """(output kind, input kind, the axis of the output) of one state-dict entry."""
     if name.startswith("blocks."):
         return (*_BLOCK_AXES[name.split(".", 2)[2]], 0)
-    if name in _EMBEDDINGS:
-        if isinstance(model.input, torch.nn.Embedding):
-            return "res", None, 1
-        return "res", None, 0
+    if name in _EMBEDDINGS:  # an embedding's table is (classes, R); a linear input's weight (R, in)
+        return "res", None, 1 if isinstance(model.input, torch.nn.Embedding) else 0
     if name in _TOP_AXES:
         return (*_TOP_AXES[name], 0)
     return None, None, 0  # the upsampler and the LPC analysis: nothing there depends on the widths
